@@ -1,0 +1,52 @@
+# Two commands set everything up on a fresh machine with Python 3.11+:
+#   make demo   -- the main job: the whole story on a real label set
+#   make test   -- creates the environment and runs the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# 8 virtual CPU devices so that sharding is exercised on any machine.
+export XLA_FLAGS ?= --xla_force_host_platform_device_count=8
+
+.PHONY: venv demo test bench bench-env gpu-check study clean
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(VENV)/bin/jbalance demo
+
+test: venv
+	$(PY) -m pytest -q
+
+# The benchmark peers (torch, timm, ...) are heavy: they live in their own environment.
+BVENV ?= .venv-bench
+$(BVENV)/.installed: pyproject.toml benchmarks/requirements.txt
+	$(PYTHON) -m venv $(BVENV)
+	$(BVENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BVENV)/bin/python -m pip install --quiet -e '.[bench]'
+	$(BVENV)/bin/python -m pip install --quiet -r benchmarks/requirements.txt
+	$(BVENV)/bin/python -m pip install --quiet --no-deps -r benchmarks/requirements-nodeps.txt
+	@touch $@
+
+bench-env: $(BVENV)/.installed
+
+# Runs with whatever peers are importable; a missing peer is reported as skipped.
+bench:
+	@if [ -x $(BVENV)/bin/python ]; then $(BVENV)/bin/python -m benchmarks $(ARGS); \
+	 else $(MAKE) venv && $(PY) -m benchmarks $(ARGS); fi
+
+# On a machine with a GPU: the device-independent tests and the benchmarks, results recorded.
+gpu-check: venv
+	bash benchmarks/gpu_check.sh
+
+study: venv
+	$(PY) -m examples.long_tail.main
+
+clean:
+	rm -rf $(VENV) $(BVENV) .pytest_cache build *.egg-info
