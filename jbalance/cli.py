@@ -1,0 +1,584 @@
+r"""The ``jbalance`` command line: inspect a label set, plan a resampling, run the demo.
+
+::
+
+    jbalance inspect LABELS [--json] [--plot dist.png]
+    jbalance plan LABELS [--lam L] [--max-repeat M] [--out plan.csv] [--json]
+                         [--plot plan.png] [--sweep]
+    jbalance demo [--out-dir DIR]
+
+``LABELS`` is anything `jbalance.io.load` reads: a COCO ``.json``, a YOLO or Pascal VOC
+folder, a ``.csv`` table, or a ``.npy``/``.npz`` count matrix.
+
+Exit codes: 0 success, 2 usage error (argparse), 1 data error (one line on stderr, no
+traceback). Progress of the solver goes to stderr, so ``--json`` output on stdout stays
+machine-readable.
+"""
+
+import argparse
+import json
+import math
+import os
+import pathlib
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from jbalance._src import io as _io
+from jbalance._src.report import ImbalanceReport, report
+
+_PLOT_HINT = "install matplotlib (pip install 'jbalance[plot]') or leave out --plot"
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit code 1."""
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _target(text: str) -> str | float:
+    if text in ("median", "mean", "max", "min"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected median, mean, max, min or a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"a numeric target must be > 0, got {text!r}")
+    return value
+
+
+def _require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+        from matplotlib.figure import Figure  # noqa: F401
+    except ImportError:
+        raise CliError(f"--plot needs matplotlib, which is not installed: {_PLOT_HINT}") \
+            from None
+
+
+def _load(args: argparse.Namespace) -> _io.LabelSet:
+    options: dict[str, Any] = {}
+    fmt = args.format or _io.detect_format(args.labels)
+    if args.include_difficult:
+        if fmt != "voc":
+            raise CliError(f"--include-difficult applies to Pascal VOC folders, but "
+                           f"{args.labels} reads as {fmt}")
+        options["include_difficult"] = True
+    if args.include_crowd:
+        if fmt != "coco":
+            raise CliError(f"--include-crowd applies to COCO JSON files, but {args.labels} "
+                           f"reads as {fmt}")
+        options["include_crowd"] = True
+    return _io.load(args.labels, format=fmt, **options)
+
+
+def _jsonable(value: Any) -> Any:
+    """NumPy/JAX values to plain Python; non-finite floats to None (strict JSON)."""
+    if hasattr(value, "_asdict"):
+        return {k: _jsonable(v) for k, v in value._asdict().items()}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return _jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _emit_json(payload: dict[str, Any]) -> None:
+    print(json.dumps(_jsonable(payload), indent=2, allow_nan=False))
+
+
+def _fmt(x: float, digits: int = 2) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "inf" if x is not None and x > 0 else "n/a"
+    return f"{x:.{digits}f}"
+
+
+class _Progress:
+    """Host callback ``progress(step, objective)`` that draws the solver's progress on stderr.
+
+    On a terminal it redraws one line; otherwise (logs, pipes) it writes one line per call.
+    """
+
+    def __init__(self, label: str, total: int | None, enabled: bool = True):
+        self.label = label
+        self.total = total
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self.start = time.perf_counter()
+        self.calls = 0
+
+    def __call__(self, step: Any, objective: Any) -> None:
+        self.calls += 1
+        if not self.enabled:
+            return
+        obj = np.asarray(objective, dtype=np.float64)
+        value = f"{float(obj):.6g}" if obj.ndim == 0 else \
+            f"{float(obj.min()):.4g}..{float(obj.max()):.4g}"
+        total = f"/{self.total}" if self.total else ""
+        line = (f"  {self.label}: step {int(np.asarray(step))}{total}  objective {value}  "
+                f"({time.perf_counter() - self.start:.1f} s)")
+        if self.tty:
+            sys.stderr.write("\r" + line.ljust(78))
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled and self.tty and self.calls:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+# --------------------------------------------------------------------------------------------
+# Plots (matplotlib is an optional extra; no pyplot, so no global backend state).
+
+
+def _plot_distribution(rep: ImbalanceReport, path: str, title: str) -> None:
+    from matplotlib.figure import Figure
+
+    order = np.argsort(-rep.objects_per_class, kind="stable")
+    names = [rep.class_names[k] for k in order]
+    c = len(names)
+    fig = Figure(figsize=(max(6.0, 0.32 * c + 2), 4.5), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(c)
+    ax.bar(x - 0.2, rep.objects_per_class[order], 0.4, label="objects")
+    ax.bar(x + 0.2, rep.images_per_class[order], 0.4, label="images containing")
+    ax.set_yscale("log")
+    ax.set_xticks(x, names, rotation=90 if c > 8 else 0, fontsize=8 if c > 30 else 9)
+    ax.set_ylabel("count (log scale)")
+    ax.set_title(f"{title}: max/min {_fmt(rep.imbalance_ratio, 1)}, "
+                 f"effective classes {rep.effective_num_classes:.1f} of {c}")
+    ax.legend()
+    fig.savefig(path, dpi=120)
+
+
+def _plot_plan(names: Sequence[str], before: np.ndarray, after: np.ndarray,
+               lvis: np.ndarray, sweep: list[dict[str, Any]] | None, lvis_point: dict,
+               chosen: dict, path: str) -> None:
+    from matplotlib.figure import Figure
+
+    order = np.argsort(-before, kind="stable")
+    c = len(names)
+    ncols = 2 if sweep else 1
+    fig = Figure(figsize=(max(6.0, 0.36 * c + 2) + (5.5 if sweep else 0), 4.8),
+                 layout="constrained")
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    ax = axes[0]
+    x = np.arange(c)
+    w = 0.27
+    ax.bar(x - w, before[order], w, label="before")
+    ax.bar(x, after[order], w, label="jbalance plan")
+    ax.bar(x + w, lvis[order], w, label="LVIS repeat factors")
+    ax.set_yscale("log")
+    ax.set_xticks(x, [names[k] for k in order], rotation=90 if c > 8 else 0,
+                  fontsize=8 if c > 30 else 9)
+    ax.set_ylabel("objects per epoch (log scale)")
+    ax.set_title("class totals before and after")
+    ax.legend()
+    if sweep:
+        ax = axes[1]
+        changed = [p["changed"] for p in sweep]
+        cv = [p["cv_after"] for p in sweep]
+        ax.plot(changed, cv, "o-", label="jbalance (lam sweep)")
+        for p in sweep:
+            ax.annotate(f"{p['lam']:.2g}", (p["changed"], p["cv_after"]), fontsize=7,
+                        textcoords="offset points", xytext=(3, 3))
+        ax.plot([chosen["changed"]], [chosen["cv_after"]], "*", ms=14, label="chosen plan")
+        ax.plot([lvis_point["changed"]], [lvis_point["cv_after"]], "s", ms=8,
+                label="LVIS repeat factors")
+        ax.plot([0], [lvis_point["cv_before"]], "x", ms=10, label="unchanged")
+        ax.set_xlabel("images changed (dropped + repeated)")
+        ax.set_ylabel("CV of class totals after")
+        ax.set_title("trade-off: balance vs images changed (labels: lam)")
+        ax.legend(fontsize=8)
+    fig.savefig(path, dpi=120)
+
+
+# --------------------------------------------------------------------------------------------
+# Commands
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    if args.plot:
+        _require_matplotlib()
+    ls = _load(args)
+    rep = report(ls, top_pairs=args.top_pairs)
+    if args.json:
+        _emit_json({"source": ls.source, "format": ls.format, "report": rep.as_dict(),
+                    "plot": args.plot})
+    else:
+        print(f"{ls.source} ({ls.format})")
+        print(rep.to_table(max_rows=args.max_rows))
+    if args.plot:
+        _plot_distribution(rep, args.plot, pathlib.Path(ls.source).name or "labels")
+        if not args.json:
+            print(f"\nwrote {args.plot}")
+    return 0
+
+
+def _lvis_threshold(counts: np.ndarray, value: float | None) -> float:
+    """``value``, or the median over classes of the fraction of images containing the class.
+
+    LVIS's own 0.001 never triggers on a small-vocabulary set such as VOC; the median makes
+    the baseline repeat the rarer half of the classes on any data set.
+    """
+    if value is not None:
+        return value
+    freq = (counts > 0).mean(axis=0)
+    freq = freq[freq > 0]
+    return float(np.median(freq)) if freq.size else 1e-3
+
+
+def _plan(ls: _io.LabelSet, *, lam: float | None, target: Any, max_repeat: int,
+          num_steps: int, seed: int, lvis_threshold: float | None, sweep: bool,
+          quiet: bool, sweep_points: int = 9) -> dict[str, Any]:
+    """Solves, compares with LVIS, optionally sweeps ``lam``; everything the output needs."""
+    try:
+        import jax
+
+        from jbalance import resample
+    except ImportError as e:  # pragma: no cover - jax is a core dependency.
+        raise CliError(f"`plan` needs jax and jbalance.resample ({e})") from None
+
+    counts = ls.counts
+    empty = [ls.class_names[c] for c in np.flatnonzero(counts.sum(axis=0) == 0)]
+    options = dict(target=target, max_repeat=max_repeat, num_steps=num_steps,
+                   empty_classes="ignore" if empty else "error")
+    progress = _Progress("solving", num_steps, enabled=not quiet)
+    t0 = time.perf_counter()
+    sol = resample.solve(counts, lam=lam, progress=progress, **options)
+    progress.done()
+    seconds = time.perf_counter() - t0
+    repeats = np.asarray(sol.repeats)
+    summ = resample.summary(counts, repeats)
+
+    threshold = _lvis_threshold(counts, lvis_threshold)
+    rf = resample.repeat_factor_sampling(counts, threshold=threshold)
+    lvis_repeats = np.asarray(resample.stochastic_round(jax.random.key(seed), rf))
+    lvis = resample.summary(counts, lvis_repeats)
+
+    def point(s: Any, **extra: Any) -> dict[str, Any]:
+        return {**extra, "ratio_after": s.ratio_after, "cv_after": s.cv_after,
+                "cv_before": s.cv_before, "dropped": s.dropped, "duplicated": s.duplicated,
+                "changed": s.dropped + s.duplicated, "size_after": s.size_after}
+
+    out: dict[str, Any] = {
+        "solution": sol, "repeats": repeats, "summary": summ, "seconds": seconds,
+        "lam": float(np.asarray(sol.lam)), "lvis_threshold": threshold,
+        "lvis_repeats": lvis_repeats, "lvis": lvis, "empty_classes": empty,
+        "chosen": point(summ, lam=float(np.asarray(sol.lam))), "lvis_point": point(lvis),
+        "sweep": None,
+    }
+    if sweep:
+        lams = out["lam"] * 2.0 ** np.linspace(-4, 4, sweep_points)
+        progress = _Progress(f"sweeping {len(lams)} values of lam", num_steps,
+                             enabled=not quiet)
+        path = resample.solve_path(counts, lams, progress=progress, **options)
+        progress.done()
+        out["sweep"] = [point(resample.summary(counts, np.asarray(path.repeats[j])),
+                              lam=float(lams[j]),
+                              objective=float(np.asarray(path.objective[j])))
+                        for j in range(len(lams))]
+    return out
+
+
+def _plan_table(ls: _io.LabelSet, res: dict[str, Any]) -> str:
+    s, lv = res["summary"], res["lvis"]
+    rows = [
+        ("images per epoch", f"{s.size_before}", f"{s.size_after}", f"{lv.size_after}"),
+        ("max/min class ratio", _fmt(s.ratio_before), _fmt(s.ratio_after),
+         _fmt(lv.ratio_after)),
+        ("CV of class totals", _fmt(s.cv_before, 3), _fmt(s.cv_after, 3),
+         _fmt(lv.cv_after, 3)),
+        ("images dropped", "0", f"{s.dropped}", f"{lv.dropped}"),
+        ("images duplicated", "0", f"{s.duplicated}", f"{lv.duplicated}"),
+        ("classes erased", "0", f"{len(s.erased)}", f"{len(lv.erased)}"),
+    ]
+    head = ("", "before", "jbalance", "LVIS RFS")
+    widths = [max(len(r[k]) for r in [head, *rows]) for k in range(4)]
+    lines = [
+        f"resampling plan for {ls.source} ({ls.num_images} images, {ls.num_classes} classes): "
+        f"lam={res['lam']:.3g}, solved in {res['seconds']:.1f} s; LVIS threshold "
+        f"{res['lvis_threshold']:.3g}",
+        "",
+        "  ".join(h.ljust(widths[0]) if k == 0 else h.rjust(widths[k])
+                  for k, h in enumerate(head)),
+    ]
+    for r in rows:
+        lines.append("  ".join(v.ljust(widths[0]) if k == 0 else v.rjust(widths[k])
+                               for k, v in enumerate(r)))
+    if res["empty_classes"]:
+        lines.append(f"\nclasses without any example, left out of the objective: "
+                     f"{', '.join(res['empty_classes'])}")
+    if res["sweep"]:
+        lines += ["", "trade-off (lam sweep): lam, max/min ratio, CV, dropped, duplicated, "
+                  "images per epoch"]
+        for p in res["sweep"]:
+            lines.append(f"  {p['lam']:10.3g}  {_fmt(p['ratio_after']):>7}  "
+                         f"{_fmt(p['cv_after'], 3):>6}  {p['dropped']:>7}  "
+                         f"{p['duplicated']:>7}  {p['size_after']:>8}")
+    return "\n".join(lines)
+
+
+def _plan_json(ls: _io.LabelSet, res: dict[str, Any], out: str | None,
+               indices: str | None, plot: str | None) -> dict[str, Any]:
+    sol = res["solution"]
+    return {
+        "source": ls.source, "format": ls.format, "class_names": ls.class_names,
+        "lam": res["lam"], "objective": float(np.asarray(sol.objective)),
+        "lower_bound": float(np.asarray(getattr(sol, "lower_bound", math.nan))),
+        "seconds": res["seconds"], "jbalance": res["summary"]._asdict(),
+        "lvis": {"threshold": res["lvis_threshold"], **res["lvis"]._asdict()},
+        "empty_classes": res["empty_classes"], "sweep": res["sweep"],
+        "out": out, "indices": indices, "plot": plot,
+    }
+
+
+def _write_plan_outputs(ls: _io.LabelSet, res: dict[str, Any], out: str | None,
+                        indices: str | None, plot: str | None) -> list[str]:
+    written = []
+    if out:
+        _io.write_repeats(out, res["repeats"], ls.image_ids)
+        written.append(out)
+    if indices:
+        idx = np.repeat(np.arange(ls.num_images), res["repeats"])
+        _io.write_indices(indices, idx, ls.image_ids)
+        written.append(indices)
+    if plot:
+        s, lv = res["summary"], res["lvis"]
+        _plot_plan(ls.class_names, np.asarray(s.totals_before), np.asarray(s.totals_after),
+                   np.asarray(lv.totals_after), res["sweep"], res["lvis_point"],
+                   res["chosen"], plot)
+        written.append(plot)
+    return written
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    if args.plot:
+        _require_matplotlib()
+    ls = _load(args)
+    if ls.num_images == 0:
+        raise CliError(f"{ls.source}: no images to plan for")
+    res = _plan(ls, lam=args.lam, target=args.target, max_repeat=args.max_repeat,
+                num_steps=args.steps, seed=args.seed, lvis_threshold=args.lvis_threshold,
+                sweep=args.sweep, quiet=args.quiet)
+    written = _write_plan_outputs(ls, res, args.out, args.indices, args.plot)
+    if args.json:
+        _emit_json(_plan_json(ls, res, args.out, args.indices, args.plot))
+    else:
+        print(_plan_table(ls, res))
+        for p in written:
+            print(f"wrote {p}")
+        if not args.out:
+            print("(no --out given: the repeat counts were not written)")
+    return 0
+
+
+def _demo_path() -> pathlib.Path:
+    import importlib.resources
+
+    return pathlib.Path(str(importlib.resources.files("jbalance") / "data" /
+                            "voc0712_trainval.npz"))
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    out_dir = pathlib.Path(args.out_dir or tempfile.mkdtemp(prefix="jbalance-demo-"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot = not args.no_plot
+    if plot:
+        try:
+            _require_matplotlib()
+        except CliError:
+            plot = False
+            print("(matplotlib is not installed: skipping the plots; "
+                  "pip install 'jbalance[plot]')")
+    ls = _io.load(_demo_path())
+    print("=" * 78)
+    print("jbalance demo: Pascal VOC 2007+2012 trainval detection labels, bundled with the "
+          "package")
+    print("=" * 78)
+    print("\n[1/3] jbalance inspect: how imbalanced is it?\n")
+    rep = report(ls)
+    print(rep.to_table())
+    if plot:
+        _plot_distribution(rep, str(out_dir / "distribution.png"), "VOC07+12 trainval")
+    print("\n[2/3] jbalance plan --sweep: repeat counts that flatten the class totals\n")
+    res = _plan(ls, lam=None, target="median", max_repeat=4, num_steps=500, seed=0,
+                lvis_threshold=None, sweep=True, quiet=args.quiet, sweep_points=7)
+    csv_path = out_dir / "plan.csv"
+    written = _write_plan_outputs(ls, res, str(csv_path), None,
+                                  str(out_dir / "plan.png") if plot else None)
+    print(_plan_table(ls, res))
+    s = res["summary"]
+    print("\n[3/3] what to do with it\n")
+    for p in ([str(out_dir / "distribution.png")] if plot else []) + written:
+        print(f"  wrote {p}")
+    print(f"\n  The plan keeps {s.size_after} image draws per epoch instead of {s.size_before}: "
+          f"{s.dropped} frequent-class images are dropped and {s.duplicated} rare-class "
+          f"images repeated, taking the max/min class ratio from {_fmt(s.ratio_before, 1)} "
+          f"to {_fmt(s.ratio_after, 1)}.")
+    print("  Feed plan.csv (image_id,repeats) to your data loader, or in Python:\n"
+          "    ls = jbalance.io.load('labels/')\n"
+          "    sol = jbalance.resample.solve(ls.counts)\n"
+          "    idx = jbalance.resample.indices(sol.repeats)  # shuffle per epoch\n"
+          "  On your own labels: jbalance inspect LABELS; "
+          "jbalance plan LABELS --out plan.csv --plot plan.png --sweep")
+    print(f"\ndemo finished in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Parser
+
+
+def _add_label_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("labels", metavar="LABELS",
+                   help="COCO .json, YOLO or VOC folder, .csv/.tsv table, or .npy/.npz "
+                        "count matrix")
+    p.add_argument("--format", choices=("coco", "yolo", "voc", "csv", "numpy"),
+                   help="skip format detection")
+    p.add_argument("--include-difficult", action="store_true",
+                   help="VOC: count objects marked difficult (excluded by default)")
+    p.add_argument("--include-crowd", action="store_true",
+                   help="COCO: count iscrowd annotations (excluded by default)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of the ``jbalance`` command (for docs and tests)."""
+    from jbalance import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="jbalance",
+        description="Inspect class imbalance in a label set and plan a balanced resampling.",
+        epilog="Exit codes: 0 success, 1 data error, 2 usage error. "
+               "Run 'jbalance demo' for a tour on a bundled data set.")
+    parser.add_argument("--version", action="version", version=f"jbalance {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "inspect", help="imbalance report of a label set",
+        description="Print the imbalance report of a label set (class frequencies, ratios, "
+                    "effective number of classes, co-occurrence, advice).")
+    _add_label_args(p)
+    p.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+    p.add_argument("--plot", metavar="PNG",
+                   help="draw the class distribution (log scale, sorted); needs matplotlib")
+    p.add_argument("--top-pairs", type=int, default=5, metavar="K",
+                   help="co-occurring class pairs to list (default 5)")
+    p.add_argument("--max-rows", type=_positive_int, default=None, metavar="K",
+                   help="show at most K classes in the table")
+    p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser(
+        "plan", help="solve for per-image repeat counts that balance the classes",
+        description="Solve for per-image repeat counts (jbalance.resample.solve), compare "
+                    "with LVIS repeat-factor sampling, and write the plan.")
+    _add_label_args(p)
+    p.add_argument("--lam", type=_positive_float, default=None,
+                   help="weight on images changed (default 0.5 / median class total); "
+                        "larger changes fewer images")
+    p.add_argument("--max-repeat", type=_positive_int, default=4, metavar="M",
+                   help="most copies of one image (default 4)")
+    p.add_argument("--target", type=_target, default="median",
+                   help="class total to aim for: median (default), mean, max, min or a "
+                        "number")
+    p.add_argument("--steps", type=_positive_int, default=500,
+                   help="solver steps (default 500)")
+    p.add_argument("--out", metavar="CSV",
+                   help="write repeat counts (image_id,repeats; .json writes {id: repeats})")
+    p.add_argument("--indices", metavar="PATH",
+                   help="also write the resampled index list (.txt ids, .csv, .json, .npy)")
+    p.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+    p.add_argument("--plot", metavar="PNG",
+                   help="draw class totals before/after (and the sweep); needs matplotlib")
+    p.add_argument("--sweep", action="store_true",
+                   help="also solve for 9 values of lam around the chosen one (trade-off "
+                        "curve)")
+    p.add_argument("--lvis-threshold", type=_positive_float, default=None, metavar="T",
+                   help="threshold of the LVIS baseline (default: median fraction of images "
+                        "containing a class)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed for rounding the LVIS repeat factors (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=_cmd_plan)
+
+    p = sub.add_parser(
+        "demo", help="the whole story on Pascal VOC labels bundled with the package",
+        description="Inspect, plan, sweep and plot on the bundled Pascal VOC 2007+2012 "
+                    "trainval labels; needs no input and runs in under a minute.")
+    p.add_argument("--out-dir", metavar="DIR",
+                   help="where to write plan.csv and the plots (default: a new temporary "
+                        "folder)")
+    p.add_argument("--no-plot", action="store_true", help="skip the plots")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    r"""Runs the ``jbalance`` command line.
+
+    Args:
+      argv: Arguments without the program name; default ``sys.argv[1:]``.
+
+    Returns:
+      The exit code: 0 on success, 1 on a data error (message on stderr). Usage errors and
+      ``--help`` raise ``SystemExit`` (2 and 0) as argparse does.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("jbalance: interrupted", file=sys.stderr)
+        return 130
+    except (CliError, ValueError, TypeError, OSError) as e:
+        # Data errors (LabelFormatError is a ValueError), missing files, bad solver input.
+        # TypeError is here because argument values reach library code; bugs still surface
+        # with their message.
+        message = " ".join(str(e).split()) or type(e).__name__
+        if isinstance(e, FileNotFoundError) and e.filename:
+            message = f"no such file or directory: {e.filename}"
+        print(f"jbalance: error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
