@@ -760,7 +760,7 @@ def _cell_count(text: str, path: PathLike, lineno: int, column: str) -> int:
 
 
 def read_csv(path: PathLike, *, id_column: str | None = None, layout: str = "auto",
-             delimiter: str | None = None) -> LabelSet:
+             delimiter: str | None = None, label_separator: str = ";|") -> LabelSet:
     r"""Reads a label table: one row per image (``wide``) or one row per label (``long``).
 
     ``wide`` (multi-hot or count table): a header row, then one row per image::
@@ -776,8 +776,9 @@ def read_csv(path: PathLike, *, id_column: str | None = None, layout: str = "aut
 
     ``long``: exactly two columns, an id and a label column named ``label``, ``labels``,
     ``class``, ``category``, ``tags``, ...; each row adds one object per label in its label
-    cell (several labels may be separated by spaces, ``;`` or ``|``, as in Kaggle multi-label
-    tables); an id may repeat, and a row with an empty label cell is an image without objects.
+    cell (several labels may be separated by ``;`` or ``|``; pass ``label_separator=" "`` for
+    space-separated tags as in some Kaggle tables); an id may repeat, and a row with an empty
+    label cell is an image without objects. Labels are stripped of surrounding spaces.
     Classes are sorted by name. ``layout="auto"`` picks ``long`` exactly when the header has
     two columns and the second has one of those names.
 
@@ -786,6 +787,8 @@ def read_csv(path: PathLike, *, id_column: str | None = None, layout: str = "aut
       id_column: The image-id column name.
       layout: ``"auto"``, ``"wide"`` or ``"long"``.
       delimiter: Field separator; default by suffix (tab for ``.tsv``, else comma).
+      label_separator: ``long`` layout: each of these characters separates labels inside a
+        cell (``" "`` splits on any whitespace).
 
     Returns:
       A `LabelSet`, rows in file order (first appearance for ``long``).
@@ -823,7 +826,7 @@ def read_csv(path: PathLike, *, id_column: str | None = None, layout: str = "aut
                 layout = ("long" if len(header) == 2 and
                           header[1 - id_col].lower() in _CSV_LONG_COLUMNS else "wide")
             if layout == "long":
-                return _read_csv_long(reader, path, header, id_col)
+                return _read_csv_long(reader, path, header, id_col, label_separator)
             class_cols = [j for j in range(len(header)) if j != id_col]
             if not class_cols:
                 raise LabelFormatError(path, "line 1", "no class columns besides the id "
@@ -853,8 +856,11 @@ def read_csv(path: PathLike, *, id_column: str | None = None, layout: str = "aut
     return LabelSet(counts, [header[j] for j in class_cols], ids, "csv", str(path))
 
 
-def _read_csv_long(reader: Any, path: pathlib.Path, header: list[str], id_col: int) -> LabelSet:
+def _read_csv_long(reader: Any, path: pathlib.Path, header: list[str], id_col: int,
+                   separator: str) -> LabelSet:
     lab_col = 1 - id_col
+    pattern = re.compile("[" + "".join(r"\s" if ch.isspace() else re.escape(ch)
+                                       for ch in separator) + "]+")
     order: dict[str, int] = {}
     pairs: list[tuple[int, str]] = []
     for row in reader:
@@ -868,9 +874,9 @@ def _read_csv_long(reader: Any, path: pathlib.Path, header: list[str], id_col: i
         if not image_id:
             raise LabelFormatError(path, f"line {lineno}", "empty image id")
         r = order.setdefault(image_id, len(order))
-        for label in re.split(r"[;|\s]+", row[lab_col].strip()):
-            if label:
-                pairs.append((r, label))
+        for label in pattern.split(row[lab_col]) if separator else [row[lab_col]]:
+            if label.strip():
+                pairs.append((r, label.strip()))
     names = sorted({label for _, label in pairs})
     index = {n: j for j, n in enumerate(names)}
     counts = _scatter_counts(np.asarray([r for r, _ in pairs], np.int64),
