@@ -209,7 +209,7 @@ def _advice(r: dict[str, Any], *, majority_threshold: float, balanced_ratio: flo
     else:
         out.append(f"Class totals are within a factor {balanced_ratio:g} of each other: no "
                    f"imbalance remedy is needed.")
-    if r["rare_classes"] or imbalanced:
+    if r["rare_classes"] or (imbalanced and r["least_frequent"]):
         rare = list(r["rare_classes"]) or list(r["least_frequent"])
         label = "Rare classes" if r["rare_classes"] else "The least frequent classes"
         out.append(
@@ -369,7 +369,7 @@ def report(counts: Any, *, class_names: Sequence[str] | None = None, top_pairs: 
         multi_class_images=int((classes_per_image >= 2).sum()),
         top_pairs=tuple(pairs),
     )
-    least = [class_names[k] for k in order[::-1] if objects[k] > 0][:3]
+    least = [class_names[k] for k in order[::-1] if 0 < objects[k] < median][:3]
     advice = _advice({**stats, "least_frequent": least}, majority_threshold=majority_threshold,
                      balanced_ratio=balanced_ratio)
     return ImbalanceReport(**stats, advice=tuple(advice))
