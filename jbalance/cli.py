@@ -18,7 +18,6 @@ machine-readable.
 import argparse
 import json
 import math
-import os
 import pathlib
 import sys
 import tempfile
@@ -213,9 +212,17 @@ def _plot_plan(names: Sequence[str], before: np.ndarray, after: np.ndarray,
         changed = [p["changed"] for p in sweep]
         cv = [p["cv_after"] for p in sweep]
         ax.plot(changed, cv, "o-", label="jbalance (lam sweep)")
+        # Label lam at the points, skipping labels that would overprint a previous one.
+        xr = max(max(changed) - min(changed), 1e-12)
+        yr = max(max(cv) - min(cv), 1e-12)
+        placed: list[tuple[float, float]] = []
         for p in sweep:
-            ax.annotate(f"{p['lam']:.2g}", (p["changed"], p["cv_after"]), fontsize=7,
-                        textcoords="offset points", xytext=(3, 3))
+            x0, y0 = p["changed"], p["cv_after"]
+            if any(abs(x0 - a) / xr < 0.06 and abs(y0 - b) / yr < 0.06 for a, b in placed):
+                continue
+            placed.append((x0, y0))
+            ax.annotate(f"{p['lam']:.2g}", (x0, y0), fontsize=7, textcoords="offset points",
+                        xytext=(3, 3))
         ax.plot([chosen["changed"]], [chosen["cv_after"]], "*", ms=14, label="chosen plan")
         ax.plot([lvis_point["changed"]], [lvis_point["cv_after"]], "s", ms=8,
                 label="LVIS repeat factors")
@@ -371,11 +378,11 @@ def _write_plan_outputs(ls: _io.LabelSet, res: dict[str, Any], out: str | None,
                         indices: str | None, plot: str | None) -> list[str]:
     written = []
     if out:
-        _io.write_repeats(out, res["repeats"], ls.image_ids)
+        _io.write_repeats(out, res["repeats"], image_ids=ls.image_ids)
         written.append(out)
     if indices:
         idx = np.repeat(np.arange(ls.num_images), res["repeats"])
-        _io.write_indices(indices, idx, ls.image_ids)
+        _io.write_indices(indices, idx, image_ids=ls.image_ids)
         written.append(indices)
     if plot:
         s, lv = res["summary"], res["lvis"]

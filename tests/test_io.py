@@ -585,7 +585,8 @@ def test_from_counts_validation():
 @pytest.mark.parametrize("suffix", [".csv", ".json"])
 def test_write_repeats_round_trip(tmp_path, suffix):
     ids = ["a", "b,with comma", "c"]
-    path = jio.write_repeats(tmp_path / f"plan{suffix}", np.array([0, 3, 1], np.int32), ids)
+    path = jio.write_repeats(tmp_path / f"plan{suffix}", np.array([0, 3, 1], np.int32),
+                             image_ids=ids)
     if suffix == ".csv":
         rows = list(csv.reader(path.read_text().splitlines()))
         assert rows == [["image_id", "repeats"], ["a", "0"], ["b,with comma", "3"], ["c", "1"]]
@@ -601,7 +602,7 @@ def test_write_repeats_rejects_bad_input(tmp_path):
     with pytest.raises(ValueError, match=">= 0"):
         jio.write_repeats(tmp_path / "p.csv", [-1, 1])
     with pytest.raises(ValueError, match="must match"):
-        jio.write_repeats(tmp_path / "p.csv", [1, 1], ["a"])
+        jio.write_repeats(tmp_path / "p.csv", [1, 1], image_ids=["a"])
     (tmp_path / "bad.json").write_text('{"a": -1}')
     with pytest.raises(jio.LabelFormatError, match="non-negative integer"):
         jio.read_repeats(tmp_path / "bad.json")
@@ -610,15 +611,16 @@ def test_write_repeats_rejects_bad_input(tmp_path):
 def test_write_indices_formats(tmp_path):
     ids = ["x", "y", "z"]
     idx = np.repeat(np.arange(3), [2, 0, 1])
-    assert jio.write_indices(tmp_path / "i.txt", idx, ids).read_text() == "x\nx\nz\n"
-    assert json.loads(jio.write_indices(tmp_path / "i.json", idx, ids).read_text()) == \
-        ["x", "x", "z"]
-    text = jio.write_indices(tmp_path / "i.csv", idx, ids).read_text()
+    txt = jio.write_indices(tmp_path / "i.txt", idx, image_ids=ids)
+    assert txt.read_text() == "x\nx\nz\n"
+    as_json = jio.write_indices(tmp_path / "i.json", idx, image_ids=ids)
+    assert json.loads(as_json.read_text()) == ["x", "x", "z"]
+    text = jio.write_indices(tmp_path / "i.csv", idx, image_ids=ids).read_text()
     assert list(csv.reader(text.splitlines())) == \
         [["index", "image_id"], ["0", "x"], ["0", "x"], ["2", "z"]]
     np.testing.assert_array_equal(np.load(jio.write_indices(tmp_path / "i.npy", idx)), idx)
     with pytest.raises(ValueError, match="only 3 image ids"):
-        jio.write_indices(tmp_path / "i.txt", [5], ids)
+        jio.write_indices(tmp_path / "i.txt", [5], image_ids=ids)
 
 
 def test_public_names_and_doctests():

@@ -15,6 +15,7 @@ dropped row.
 """
 
 import csv
+import errno
 import json
 import math
 import os
@@ -31,7 +32,7 @@ PathLike = str | os.PathLike
 _IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".dng", ".mpo", ".pfm"})
 # Files in a YOLO labels folder that hold class names rather than boxes.
-_CLASS_FILES = ("classes.txt", "obj.names", "classes.names", "labels.txt")
+_CLASS_FILES = ("classes.txt", "obj.names", "classes.names")
 _YAML_FILES = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml")
 _CSV_LONG_COLUMNS = frozenset({"label", "labels", "class", "classes", "category", "class_name",
                                "category_name", "tags"})
@@ -462,7 +463,7 @@ def _resolve_dir(folder: PathLike, child: str, suffix: str) -> tuple[pathlib.Pat
     """Returns (dataset root, annotation folder) for a root holding ``child`` or that folder."""
     folder = pathlib.Path(folder)
     if not folder.exists():
-        raise FileNotFoundError(f"No such directory: '{folder}'")
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(folder))
     if not folder.is_dir():
         raise LabelFormatError(folder, "", f"expected a folder of {suffix} files (or its "
                                f"parent holding '{child}/')")
@@ -969,7 +970,7 @@ def detect_format(path: PathLike) -> str:
     """
     path = pathlib.Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"No such file or directory: '{path}'")
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(path))
     if path.is_dir():
         if any((path / n).is_dir() for n in ("Annotations", "annotations")) and \
                 any((path / n).rglob("*.xml") for n in ("Annotations", "annotations")
@@ -1076,7 +1077,7 @@ def _check_repeats(repeats: Any, image_ids: Sequence[Any] | None) -> tuple[np.nd
     return arr, ids
 
 
-def write_repeats(path: PathLike, repeats: Any, image_ids: Sequence[Any] | None = None, *,
+def write_repeats(path: PathLike, repeats: Any, *, image_ids: Sequence[Any] | None = None,
                   format: str | None = None) -> pathlib.Path:
     r"""Writes per-image repeat counts as CSV (``image_id,repeats``) or JSON ``{id: repeats}``.
 
@@ -1098,7 +1099,8 @@ def write_repeats(path: PathLike, repeats: Any, image_ids: Sequence[Any] | None 
     Examples:
       >>> import tempfile, pathlib
       >>> from jbalance.io import write_repeats, read_repeats
-      >>> p = write_repeats(pathlib.Path(tempfile.mkdtemp()) / "plan.csv", [0, 2], ["a", "b"])
+      >>> p = pathlib.Path(tempfile.mkdtemp()) / "plan.csv"
+      >>> p = write_repeats(p, [0, 2], image_ids=["a", "b"])
       >>> p.read_text().splitlines()
       ['image_id,repeats', 'a,0', 'b,2']
     """
@@ -1153,8 +1155,8 @@ def read_repeats(path: PathLike) -> tuple[list[str], np.ndarray]:
     return ls.image_ids, ls.counts[:, 0].astype(np.int64)
 
 
-def write_indices(path: PathLike, indices: Any, image_ids: Sequence[Any] | None = None
-                  ) -> pathlib.Path:
+def write_indices(path: PathLike, indices: Any, *,
+                  image_ids: Sequence[Any] | None = None) -> pathlib.Path:
     r"""Writes a resampled index list (one entry per drawn example, e.g. `resample.indices`).
 
     Formats by suffix: ``.npy`` (int64 row indices), ``.json`` (a list of image ids, or of

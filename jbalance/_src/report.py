@@ -180,7 +180,6 @@ class ImbalanceReport:
 
 def _advice(r: dict[str, Any], *, majority_threshold: float, balanced_ratio: float) -> list[str]:
     out = []
-    names = r["class_names"]
     if r["num_objects"] == 0:
         return ["The label set has no objects at all: check the reader options (e.g. "
                 "include_difficult, include_crowd) or the label files."]

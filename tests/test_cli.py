@@ -1,0 +1,184 @@
+"""Tests for the ``jbalance`` command line: in-process for detail, a few subprocesses for the
+real exit codes, output files and the demo (each subprocess that plans imports jax, so they
+are few)."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import jbalance.io as jio
+from jbalance import cli
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def labels(tmp_path_factory):
+    """A small imbalanced multi-label set as a wide CSV (class 'common' dominates)."""
+    rng = np.random.default_rng(0)
+    n = 60
+    counts = np.zeros((n, 4), np.int32)
+    counts[:, 0] = rng.integers(1, 4, n)
+    counts[rng.choice(n, 15, replace=False), 1] = 1
+    counts[rng.choice(n, 6, replace=False), 2] = 2
+    counts[rng.choice(n, 3, replace=False), 3] = 1
+    counts[-1] = 0
+    path = tmp_path_factory.mktemp("labels") / "tags.csv"
+    ids = [f"im{i:03d}" for i in range(n)]
+    jio.write_label_set(path, jio.from_counts(counts, class_names=["common", "mid", "few",
+                                                                   "rare"], image_ids=ids))
+    return path
+
+
+def _run(argv, capsys):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_inspect_table_json_and_plot(labels, tmp_path, capsys):
+    code, out, err = _run(["inspect", labels], capsys)
+    assert code == 0 and err == ""
+    assert "common" in out and "advice:" in out and "(csv)" in out
+    code, out, _ = _run(["inspect", labels, "--json", "--plot", tmp_path / "d.png"], capsys)
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["format"] == "csv" and doc["report"]["class_names"][3] == "rare"
+    ls = jio.load(labels)
+    assert doc["report"]["objects_per_class"] == ls.counts.sum(0).tolist()
+    assert (tmp_path / "d.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_plan_writes_everything_and_matches_the_library(labels, tmp_path, capsys):
+    from jbalance import resample
+
+    out_csv, idx_txt, png = tmp_path / "plan.csv", tmp_path / "idx.txt", tmp_path / "p.png"
+    code, out, err = _run(["plan", labels, "--lam", "0.01", "--max-repeat", "3", "--out",
+                           out_csv, "--indices", idx_txt, "--plot", png, "--sweep", "--json",
+                           "--steps", "200"], capsys)
+    assert code == 0
+    assert "step 200/200" in err and "objective" in err  # progress goes to stderr
+    doc = json.loads(out)  # stdout is pure JSON
+    rows = list(csv.reader(out_csv.read_text().splitlines()))
+    assert rows[0] == ["image_id", "repeats"]
+    ls = jio.load(labels)
+    assert [r[0] for r in rows[1:]] == ls.image_ids
+    repeats = np.array([int(r[1]) for r in rows[1:]])
+    assert repeats.min() >= 0 and repeats.max() <= 3
+    # The CLI passes its options through: same answer as the library call.
+    sol = resample.solve(ls.counts, lam=0.01, max_repeat=3, num_steps=200)
+    np.testing.assert_array_equal(repeats, np.asarray(sol.repeats))
+    summ = resample.summary(ls.counts, repeats)
+    assert doc["jbalance"]["size_after"] == summ.size_after == repeats.sum()
+    assert doc["jbalance"]["dropped"] == summ.dropped
+    assert doc["jbalance"]["ratio_after"] == pytest.approx(summ.ratio_after)
+    assert doc["lam"] == pytest.approx(0.01)
+    assert {"threshold", "ratio_after", "cv_after", "dropped", "duplicated"} <= set(doc["lvis"])
+    assert doc["lvis"]["dropped"] == 0  # repeat factors are >= 1
+    assert len(doc["sweep"]) == 9 and all("cv_after" in p for p in doc["sweep"])
+    assert idx_txt.read_text().split() == [i for i, r in zip(ls.image_ids, repeats)
+                                           for _ in range(r)]
+    assert png.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_plan_table_output_and_json_plan(labels, tmp_path, capsys):
+    code, out, err = _run(["plan", labels, "--out", tmp_path / "plan.json", "--quiet",
+                           "--steps", "100"], capsys)
+    assert code == 0 and err == ""
+    for needle in ("before", "jbalance", "LVIS RFS", "max/min class ratio", "CV of class",
+                   "images dropped", "images duplicated", "images per epoch"):
+        assert needle in out
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert set(plan) == set(jio.load(labels).image_ids)
+
+
+def test_data_errors_exit_1_with_one_line(tmp_path, labels, capsys, monkeypatch):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("image_id,a\nx,1\ny,-3\n")
+    code, out, err = _run(["inspect", bad], capsys)
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and f"{bad}, line 3" in err and "negative" in err
+    code, _, err = _run(["plan", tmp_path / "missing.json"], capsys)
+    assert code == 1 and "no such file or directory" in err
+    code, _, err = _run(["inspect", labels, "--include-crowd"], capsys)
+    assert code == 1 and "COCO" in err
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code, _, err = _run(["inspect", labels, "--plot", tmp_path / "x.png"], capsys)
+    assert code == 1 and "matplotlib" in err and "jbalance[plot]" in err
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["plan", "x.csv", "--lam", "-1"],
+    ["plan", "x.csv", "--lam", "abc"],
+    ["plan", "x.csv", "--max-repeat", "0"],
+    ["plan", "x.csv", "--target", "biggest"],
+    ["inspect"],
+    ["frobnicate"],
+])
+def test_usage_errors_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_no_command_is_a_usage_error(capsys):
+    assert cli.main([]) == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [[], ["inspect"], ["plan"], ["demo"]])
+def test_help_for_every_command(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main([*command, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: jbalance") and "--help" in out
+
+
+# ------------------------------------------------------------------------------------------
+# Subprocesses: the real console entry point, exit codes and the demo.
+
+
+def _subprocess(args, cwd, timeout=240):
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)  # one CPU device is enough here and starts faster
+    return subprocess.run([sys.executable, "-m", "jbalance", *map(str, args)], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_subprocess_exit_codes(labels, tmp_path):
+    res = _subprocess(["--help"], tmp_path)
+    assert res.returncode == 0 and "inspect" in res.stdout and "demo" in res.stdout
+    res = _subprocess(["plan", labels, "--lam", "-1"], tmp_path)
+    assert res.returncode == 2 and "usage:" in res.stderr
+    (tmp_path / "dangling.json").write_text(json.dumps({
+        "images": [{"id": 1}], "categories": [{"id": 1, "name": "a"}],
+        "annotations": [{"id": 9, "image_id": 1, "category_id": 7}]}))
+    res = _subprocess(["inspect", "dangling.json"], tmp_path)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.strip().count("\n") == 0
+    assert "dangling.json, annotations[0] (id 9)" in res.stderr
+    res = _subprocess(["plan", labels, "--out", "plan.csv", "--json", "--steps", "100"],
+                      tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["out"] == "plan.csv"
+    assert (tmp_path / "plan.csv").read_text().startswith("image_id,repeats\n")
+
+
+def test_demo_runs(tmp_path):
+    res = _subprocess(["demo", "--out-dir", tmp_path / "demo"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    for needle in ("person", "advice:", "LVIS RFS", "trade-off", "demo finished"):
+        assert needle in res.stdout
+    assert "step 500/500" in res.stderr
+    plan = (tmp_path / "demo" / "plan.csv").read_text().splitlines()
+    assert plan[0] == "image_id,repeats" and len(plan) == 16551 + 1
+    assert (tmp_path / "demo" / "plan.png").read_bytes()[:8] == PNG_MAGIC
+    assert (tmp_path / "demo" / "distribution.png").read_bytes()[:8] == PNG_MAGIC
