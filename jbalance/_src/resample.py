@@ -509,7 +509,10 @@ def _relax(prep: _Prepared, lam: Any, *, batched: bool, objective: str, num_step
             done = 0
             while done < num_steps:
                 k = min(chunk, num_steps - done)
-                carry, h = (run if k == chunk else last)(carry, data, lm, max_repeat)
+                # optax's own code (e.g. adam's bias correction) relies on standard
+                # promotion; keep it working when the user runs with "strict".
+                with jax.numpy_dtype_promotion("standard"):
+                    carry, h = (run if k == chunk else last)(carry, data, lm, max_repeat)
                 hs.append(h)
                 done += k
                 if progress is not None:
@@ -587,6 +590,9 @@ class _Loss:
         return float(self(c, s).sum() + lam * np.abs(repeats - 1.0).sum())
 
 
+_REPAIR_STATS: dict[str, int] = {}  # diagnostics of the last repair (for benchmarks)
+
+
 def _repair(obj: _Objects, repeats: np.ndarray, loss: _Loss, lam: float, max_repeat: int,
             *, max_rounds: int = 200, per_round: int = 20000) -> np.ndarray:
     """Greedy +-1 moves: lexicographically lower (guard violation, F) at every accepted move.
@@ -601,6 +607,8 @@ def _repair(obj: _Objects, repeats: np.ndarray, loss: _Loss, lam: float, max_rep
     indptr = np.searchsorted(obj.img, np.arange(n + 1))
     tol = 1e-12 * max(1.0, loss.value(s, r, lam))
     cls, vals, img = obj.cls, obj.vals, obj.img
+    stats = _REPAIR_STATS
+    stats.update(rounds=0, accepted=0)
     for _ in range(max_rounds):
         sc = s[cls]
         base_f, base_v = loss(cls, sc), loss.violation(cls, sc)
@@ -622,25 +630,29 @@ def _repair(obj: _Objects, repeats: np.ndarray, loss: _Loss, lam: float, max_rep
         if cand.size == 0:
             break
         order = np.lexsort((df[cand], dv[cand]))[:per_round]
-        accepted = 0
+        step = np.where(pick_plus, 1, -1)
+        accepted = streak = 0
         for i in cand[order]:
+            d = int(step[i])
             lo, hi = indptr[i], indptr[i + 1]
             c, v = cls[lo:hi], vals[lo:hi]
-            best = None
-            for d in (1, -1):
-                if not 0 <= r[i] + d <= max_repeat:
-                    continue
-                old, new = s[c], s[c] + d * v
-                ddv = float((loss.violation(c, new) - loss.violation(c, old)).sum())
-                ddf = float((loss(c, new) - loss(c, old)).sum()
-                            + lam * (abs(r[i] + d - 1) - abs(r[i] - 1)))
-                if ddv < -0.5 or (ddv <= 0.5 and ddf < -tol):
-                    if best is None or (ddv, ddf) < best[1:]:
-                        best = (d, ddv, ddf)
-            if best is not None:
-                r[i] += best[0]
-                np.add.at(s, c, best[0] * v)
+            old, new = s[c], s[c] + d * v
+            ddv = float((loss.violation(c, new) - loss.violation(c, old)).sum())
+            ddf = float((loss(c, new) - loss(c, old)).sum()
+                        + lam * (abs(r[i] + d - 1) - abs(r[i] - 1)))
+            if ddv < -0.5 or (ddv <= 0.5 and ddf < -tol):
+                r[i] += d
+                np.add.at(s, c, d * v)
                 accepted += 1
+                streak = 0
+            else:
+                # Most later candidates were scored against totals that have moved since;
+                # after a run of rejections it is cheaper to re-score everything.
+                streak += 1
+                if streak >= 64 + accepted:
+                    break
+        stats["rounds"] += 1
+        stats["accepted"] += accepted
         if accepted == 0:
             break
     return r

@@ -1,0 +1,239 @@
+"""Resampling benchmarks: `jbalance.resample.solve` against HiGHS, LVIS RFS and DataEval.
+
+Cases (sizes depend on the mode; every row's note says which size ran):
+
+* ``long-tailed N x 80``: the relaxed solver after compilation, its compile time, HiGHS'
+  exact LP (scipy ``linprog``) on the same matrix, LVIS repeat-factor sampling and
+  DataEval's ``ClassBalance`` (``"global"`` and ``"interclass"``), each with the balance it
+  reaches (max/min class-total ratio, CV) and the images it drops / duplicates.
+* ``vmap sweep over 8 lam``: `solve_path` (one vmapped call) against 8 HiGHS solves.
+* ``sparse N x 1000 (fresh process)``: jbalance and HiGHS each in their own subprocess,
+  timed from the scipy matrix to the solution (data preparation and compilation
+  included), with the peak resident memory of each process.
+* ``scaling``: the same fresh-process measurement at 10^4 ... 10^7 images.
+
+Modes: ``--quick`` (smoke sizes), default, and full (``--full`` or ``JBALANCE_BENCH_FULL=1``:
+100k x 80 with DataEval interclass (~15 min), 1M x 1000 HiGHS (~5 min), 10M images).
+Run under the shared lock: ``flock /tmp/bench.lock .venv-bench/bin/python -m
+benchmarks.bench_resample [--quick|--full]``.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from benchmarks import _harness
+from benchmarks._harness import Row
+
+FULL = os.environ.get("JBALANCE_BENCH_FULL", "") not in ("", "0")
+
+
+def synthetic(num_images: int, num_classes: int, *, seed: int = 0, mean_objects: float = 2.5,
+              alpha: float = 1.1):
+    """A long-tailed detection-like count matrix as ``scipy.sparse.csr_matrix`` (int32).
+
+    Each image holds ``1 + Poisson(mean_objects - 1)`` objects whose classes follow a Zipf
+    law ``p_c ~ (c + 1)^-alpha``; repeated classes in one image add up to counts.
+    """
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    k = 1 + rng.poisson(mean_objects - 1.0, num_images)
+    img = np.repeat(np.arange(num_images, dtype=np.int64), k)
+    p = (np.arange(num_classes) + 1.0) ** -alpha
+    cls = rng.choice(num_classes, size=img.size, p=p / p.sum())
+    keys, cnt = np.unique(img * num_classes + cls, return_counts=True)
+    return sp.csr_matrix((cnt.astype(np.int32), (keys // num_classes, keys % num_classes)),
+                         shape=(num_images, num_classes))
+
+
+def _balance_note(counts, repeats) -> str:
+    from jbalance import resample
+
+    s = resample.summary(counts, np.asarray(repeats))
+    return (f"max/min {s.ratio_before:.1f}->{s.ratio_after:.2f}, CV {s.cv_before:.2f}->"
+            f"{s.cv_after:.3f}, dropped {s.dropped}, duplicated {s.duplicated}, "
+            f"erased {len(s.erased)}")
+
+
+def _dataeval_repeats(counts, method: str) -> np.ndarray:
+    """Repeat counts implied by DataEval's ClassBalance selection on a dummy dataset."""
+    from dataeval.data import ClassBalance, View
+
+    coo = counts.tocoo()
+    order = np.argsort(coo.row, kind="stable")
+    rows, cols, vals = coo.row[order], coo.col[order], coo.data[order]
+    starts = np.searchsorted(rows, np.arange(counts.shape[0] + 1))
+    image = np.zeros((3, 2, 2), np.uint8)
+
+    class Target:
+        def __init__(self, labels):
+            self.labels = labels
+            self.boxes = np.zeros((len(labels), 4), np.float32)
+            self.scores = np.ones((len(labels),), np.float32)
+
+    class Dataset:
+        metadata = {"id": "synthetic"}
+
+        def __len__(self):
+            return counts.shape[0]
+
+        def __getitem__(self, i):
+            lo, hi = starts[i], starts[i + 1]
+            return image, Target(np.repeat(cols[lo:hi], vals[lo:hi])), {}
+
+    view = View(Dataset(), [ClassBalance(method)])
+    return np.bincount(np.asarray(view.selection), minlength=counts.shape[0])
+
+
+def _median_target(counts):
+    n = np.asarray(counts.sum(0)).ravel().astype(np.float64)
+    med = float(np.median(n[n > 0]))
+    return np.where(n > 0, med, 0.0), 0.5 / med
+
+
+def _case_long_tailed(n: int, rows: list[Row]) -> None:
+    import jax
+
+    from benchmarks.lp_reference import solve_lp
+    from jbalance import resample
+
+    counts = synthetic(n, 80)
+    case = f"long-tailed {n // 1000}k x 80"
+    t0 = time.perf_counter()
+    sol = resample.solve(counts)
+    first = time.perf_counter() - t0
+    warm = _harness.time_fn(lambda: resample.solve(counts).repeats, repeats=3, warmup=0)
+    rows.append(Row(case, "jbalance.resample.solve (after compile)", warm, baseline=True,
+                    note=f"F={float(sol.objective):.4f}, LB={float(sol.lower_bound):.4f}; "
+                         + _balance_note(counts, sol.repeats)))
+    rows.append(Row(case + " compile", "jbalance first call - warm call", first - warm,
+                    note="compilation (plus one-off tracing)"))
+    target, lam = _median_target(counts)
+    lp = solve_lp(counts, target, lam)
+    rows.append(Row(case, "scipy linprog HiGHS (exact LP)", lp.seconds,
+                    note=f"LP={lp.objective:.4f}, rounded F={lp.rounded_objective:.4f}; "
+                         + _balance_note(counts, lp.rounded)))
+    t_rfs, rf = _harness.time_once(
+            lambda: resample.repeat_factor_sampling(counts, threshold=0.1))
+    reps = resample.stochastic_round(jax.random.key(0), rf)
+    rows.append(Row(case, "LVIS repeat-factor sampling (t=0.1)", t_rfs,
+                    note=_balance_note(counts, reps)))
+    de, why = _harness.try_import("dataeval")
+    methods = ["global", "interclass"] if (FULL or n <= 20000) else ["global"]
+    for method in ["global", "interclass"]:
+        impl = f"DataEval ClassBalance('{method}')"
+        if de is None:
+            rows.append(Row(case, impl, None, note=why))
+        elif method not in methods:
+            rows.append(Row(case, impl, None, note="skipped: ~14 min at 100k (run with --full)"))
+        else:
+            t, reps = _harness.time_once(lambda m=method: _dataeval_repeats(counts, m))
+            rows.append(Row(case, impl, t, note=_balance_note(counts, reps)))
+    jax.clear_caches()
+
+
+def _case_sweep(n: int, rows: list[Row]) -> None:
+    from benchmarks.lp_reference import solve_lp
+    from jbalance import resample
+
+    counts = synthetic(n, 80, seed=1)
+    target, lam0 = _median_target(counts)
+    lams = lam0 * np.geomspace(0.1, 10.0, 8)
+    case = f"vmap sweep over 8 lam, {n // 1000}k x 80"
+    resample.solve_path(counts, lams)
+    t = _harness.time_fn(lambda: resample.solve_path(counts, lams).repeats, repeats=2,
+                         warmup=0)
+    rows.append(Row(case, "jbalance.resample.solve_path (after compile)", t, baseline=True))
+    t_lp = sum(solve_lp(counts, target, float(lm)).seconds for lm in lams)
+    rows.append(Row(case, "8 x scipy linprog HiGHS", t_lp))
+
+
+def _child(which: str, n: int, c: int) -> dict:
+    """Runs in a fresh process: data generation, then one solve, timed and RSS-measured."""
+    counts = synthetic(n, c, seed=2)
+    rss_data = _harness.peak_rss_gib()
+    t0 = time.perf_counter()
+    if which == "jbalance":
+        from jbalance import resample
+
+        sol = resample.solve(counts, empty_classes="ignore")
+        extra = {"F": float(sol.objective), "LB": float(sol.lower_bound)}
+    else:
+        from benchmarks.lp_reference import solve_lp
+
+        target, lam = _median_target(counts)
+        lp = solve_lp(counts, target, lam)
+        extra = {"F": lp.rounded_objective, "LP": lp.objective}
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "peak_gib": _harness.peak_rss_gib(), "data_gib": rss_data,
+            "nnz": int(counts.nnz), **extra}
+
+
+def _fresh(which: str, n: int, c: int, timeout: float = 3600) -> dict | None:
+    cmd = [sys.executable, "-m", "benchmarks.bench_resample", "--child", which, str(n), str(c)]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    except subprocess.TimeoutExpired:
+        return None
+    for line in out.stdout.splitlines()[::-1]:
+        if line.startswith("{"):
+            return json.loads(line)
+    raise RuntimeError(f"child {which} {n}x{c} failed:\n{out.stderr[-2000:]}")
+
+
+def _case_fresh(n: int, c: int, rows: list[Row], *, highs: bool, case: str) -> None:
+    res = _fresh("jbalance", n, c)
+    note = (f"incl. data prep + compile; F={res['F']:.3f} LB={res['LB']:.3f}; "
+            f"nnz={res['nnz']}; data alone {res['data_gib']:.2f} GiB")
+    rows.append(Row(case, "jbalance solve (fresh process)", res["seconds"], baseline=True,
+                    note=note))
+    rows.append(Row(case + " peak RSS", "jbalance solve (fresh process)", res["peak_gib"],
+                    unit="GiB", baseline=True))
+    if highs:
+        lp = _fresh("highs", n, c)
+        if lp is None:
+            rows.append(Row(case, "scipy linprog HiGHS (fresh process)", None, note="timeout"))
+            return
+        rows.append(Row(case, "scipy linprog HiGHS (fresh process)", lp["seconds"],
+                        note=f"incl. model build; LP={lp['LP']:.3f}, rounded F={lp['F']:.3f}"))
+        rows.append(Row(case + " peak RSS", "scipy linprog HiGHS (fresh process)",
+                        lp["peak_gib"], unit="GiB"))
+    else:
+        rows.append(Row(case, "scipy linprog HiGHS (fresh process)", None,
+                        note="skipped at this size (run with --full)"))
+
+
+def run(quick: bool) -> list[Row]:
+    rows: list[Row] = []
+    if quick:
+        _case_long_tailed(10_000, rows)
+        _case_sweep(10_000, rows)
+        _case_fresh(50_000, 1000, rows, highs=True, case="sparse 50k x 1000")
+        return rows
+    _case_long_tailed(100_000, rows)
+    _case_sweep(100_000, rows)
+    if FULL:
+        _case_fresh(1_000_000, 1000, rows, highs=True, case="sparse 1M x 1000")
+    else:
+        _case_fresh(200_000, 1000, rows, highs=True, case="sparse 200k x 1000")
+    sizes = [10_000, 100_000, 1_000_000] + ([10_000_000] if FULL else [])
+    for n in sizes:
+        _case_fresh(n, 1000, rows, highs=n <= 100_000, case=f"scaling {n:.0e} x 1000")
+    return rows
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        print(json.dumps(_child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))))
+    else:
+        argv = sys.argv[1:]
+        if "--full" in argv:
+            argv.remove("--full")
+            FULL = True
+        _harness.main(run, argv)
