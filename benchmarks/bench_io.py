@@ -2,6 +2,9 @@
 
 Cases (sizes depend on the mode; each row's note says which size ran):
 
+Times are medians of process CPU time over rounds that alternate the implementations (the
+machine is shared; wall times are in the notes).
+
 * ``coco N images / B boxes``: `jbalance.io.read_coco` (parse + count matrix) against
   ``json.load`` alone (the floor every JSON reader pays) and pycocotools' ``COCO(path)``
   (parse + index) followed by the count matrix from its index; plus peak resident memory of
@@ -13,11 +16,15 @@ Run under the shared lock:
 ``flock /tmp/bench.lock .venv-bench/bin/python -m benchmarks.bench_io [--quick]``.
 """
 
+import gc
 import json
 import pathlib
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
+from typing import Any
 
 import numpy as np
 
@@ -96,52 +103,77 @@ def _fresh_process_read(path: str) -> tuple[float, float]:
     return float(seconds), float(rss)
 
 
+def _interleaved(fns: dict[str, Any], rounds: int) -> dict[str, tuple[float, float]]:
+    """Median (CPU seconds, wall seconds) per function, calling them in alternation.
+
+    The development machine is shared: alternating the implementations spreads load spikes
+    over all of them, and process CPU time is far less sensitive to other users than wall
+    time (both are reported).
+    """
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    for name, fn in fns.items():  # warm-up (imports, page cache)
+        fn()
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            gc.collect()
+            c0, w0 = time.process_time(), time.perf_counter()
+            out = fn()
+            del out  # freeing the parsed document is part of the cost
+            cpu[name].append(time.process_time() - c0)
+            wall[name].append(time.perf_counter() - w0)
+    return {k: (statistics.median(cpu[k]), statistics.median(wall[k])) for k in fns}
+
+
 def run(quick: bool) -> list[Row]:
     import jbalance.io as jio
 
     rows: list[Row] = []
     num_images, num_boxes = (5_000, 50_000) if quick else (50_000, 500_000)
     num_files = 500 if quick else 5_000
-    repeats = 3 if quick else 5
+    rounds = 3 if quick else 5
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
         coco = tmp / "instances.json"
         write_coco(coco, num_images, num_boxes)
         size_mb = coco.stat().st_size / 1e6
-        case = f"coco {num_images} images / {num_boxes} boxes ({size_mb:.0f} MB)"
+        case = f"coco {num_images} images / {num_boxes} boxes ({size_mb:.0f} MB), CPU s"
         ours = jio.read_coco(coco)
-        seconds = _harness.time_fn(lambda: jio.read_coco(coco), repeats=repeats, warmup=1)
-        rows.append(Row(case, "jbalance.io.read_coco", seconds, baseline=True,
-                        note=f"counts {ours.counts.shape}, {int(ours.counts.sum())} objects"))
 
         def json_only():
             with open(coco, "rb") as f:
                 return json.loads(f.read())
 
-        rows.append(Row(case, "json.loads only (floor)",
-                        _harness.time_fn(json_only, repeats=repeats, warmup=1)))
+        fns: dict[str, Any] = {"jbalance.io.read_coco": lambda: jio.read_coco(coco),
+                               "json.loads only (floor)": json_only}
         mod, why = _harness.try_import("pycocotools.coco")
+        same = None
+        if mod is not None:
+            same = np.array_equal(_pycocotools_counts(str(coco)), ours.counts)
+            fns["pycocotools COCO() + counts"] = lambda: _pycocotools_counts(str(coco))
+        times = _interleaved(fns, rounds)
+        for name, (cpu, wall) in times.items():
+            note = f"wall {wall:.2f} s"
+            if name == "jbalance.io.read_coco":
+                note += f"; counts {ours.counts.shape}, {int(ours.counts.sum())} objects"
+            if name.startswith("pycocotools"):
+                note += f"; same counts: {same}"
+            rows.append(Row(case, name, cpu, note=note, baseline=name.startswith("jbalance")))
         if mod is None:
             rows.append(Row(case, "pycocotools COCO() + counts", None, note=why))
-        else:
-            theirs = _pycocotools_counts(str(coco))
-            same = np.array_equal(theirs, ours.counts)
-            rows.append(Row(case, "pycocotools COCO() + counts",
-                            _harness.time_fn(lambda: _pycocotools_counts(str(coco)),
-                                             repeats=repeats, warmup=1),
-                            note=f"same counts: {same}"))
         seconds, rss = _fresh_process_read(str(coco))
-        rows.append(Row(case + " peak RSS", "jbalance.io.read_coco (fresh process)", rss,
-                        unit="GiB", baseline=True, note=f"read in {seconds:.2f} s"))
+        rows.append(Row(case.replace(", CPU s", "") + " peak RSS",
+                        "jbalance.io.read_coco (fresh process)", rss, unit="GiB",
+                        baseline=True, note=f"wall {seconds:.2f} s"))
 
         write_folders(tmp, num_files)
         for fmt, reader, sub in (("yolo", jio.read_yolo, "yolo"),
                                  ("voc", jio.read_voc, "voc")):
             ls = reader(tmp / sub)
-            seconds = _harness.time_fn(lambda r=reader, s=sub: r(tmp / s), repeats=repeats,
-                                       warmup=1)
-            rows.append(Row(f"{fmt} {num_files} files", f"jbalance.io.read_{fmt}", seconds,
-                            baseline=True, note=f"{int(ls.counts.sum())} objects"))
+            cpu, wall = _interleaved({fmt: lambda r=reader, s=sub: r(tmp / s)}, rounds)[fmt]
+            rows.append(Row(f"{fmt} {num_files} files, CPU s", f"jbalance.io.read_{fmt}", cpu,
+                            baseline=True, note=f"wall {wall:.2f} s; "
+                                                f"{int(ls.counts.sum())} objects"))
     return rows
 
 
