@@ -192,7 +192,7 @@ def class_weights(counts: ArrayLike, *, method: str = "inverse", beta: ArrayLike
         >>> from jbalance import losses
         >>> w = losses.class_weights(jnp.array([90, 9, 1]))
         >>> print(w.round(4))
-        [ 0.037   0.3704  3.3333]
+        [ 0.3704  3.7037 33.3333]
         >>> print(float(jnp.sum(jnp.array([90, 9, 1]) * w)))
         100.0
 
@@ -561,19 +561,24 @@ def _softmax_targets(labels: Any, logits_shape: tuple[int, ...], cdt: Any) -> Ar
                     f"{labels.dtype}.")
 
 
-def _log1m_softmax(z: Array, log_p: Array) -> Array:
-    """log(1 - softmax(z)) along the last axis, accurate and smooth for any logits."""
+def _log_softmax_pair(z: Array) -> tuple[Array, Array]:
+    """(log p, log(1 - p)) for p = softmax(z) along the last axis, accurate for any logits."""
     num_classes = z.shape[-1]
     if num_classes == 1:
-        return jnp.zeros_like(z)  # p = 1 exactly; the loss (log p = 0) does not depend on it.
+        zeros = jnp.zeros_like(z)  # p = 1 exactly; the losses (log p = 0) do not use log(1-p).
+        return zeros, zeros
     is_max = jax.nn.one_hot(jnp.argmax(z, axis=-1), num_classes, dtype=jnp.bool_)
-    # Every class but the arg-max has p <= 1/2, where log1p(-p) is accurate. For the arg-max,
-    # 1 - p = sum_{k != c} p_k is a log-sum-exp over the other classes: no cancellation, and
-    # it stays finite (with smooth derivatives) even when 1 - p underflows.
-    lse = jax.nn.logsumexp(z, axis=-1, keepdims=True)
-    lse_rest = jax.nn.logsumexp(jnp.where(is_max, -jnp.inf, z), axis=-1, keepdims=True)
+    # With m the largest logit and d = logsumexp(others) - m, the arg-max class has
+    # p = sigmoid(-d) and 1 - p = sigmoid(d): both logs are exact log-sigmoids, where the usual
+    # z - logsumexp(z) rounds log p to 0 (and 1 - p to 0) once the others fall below eps.
+    # Every other class has p <= 1/2, where log1p(-p) is accurate. All pieces have smooth,
+    # finite derivatives, even where 1 - p underflows.
+    # z at the arg-max (not jnp.max, whose derivative is shared between tied classes).
+    m = jnp.sum(jnp.where(is_max, z, jnp.zeros((), z.dtype)), axis=-1, keepdims=True)
+    d = jax.nn.logsumexp(jnp.where(is_max, -jnp.inf, z), axis=-1, keepdims=True) - m
+    log_p = jnp.where(is_max, jax.nn.log_sigmoid(-d), z - (m + jax.nn.softplus(d)))
     p_rest = jnp.where(is_max, jnp.zeros((), z.dtype), jnp.exp(log_p))
-    return jnp.where(is_max, lse_rest - lse, jnp.log1p(-p_rest))
+    return log_p, jnp.where(is_max, jax.nn.log_sigmoid(d), jnp.log1p(-p_rest))
 
 
 def _softmax_loss(logits: Any, labels: Any, gamma: Any, class_weights: Any,
@@ -592,10 +597,10 @@ def _softmax_loss(logits: Any, labels: Any, gamma: Any, class_weights: Any,
     if w is not None:
         q = w * q
     mask = _mask(where, shape[:-1], "(`logits.shape[:-1]`)")
-    log_p = jax.nn.log_softmax(z, axis=-1)
+    log_p, log1m_p = _log_softmax_pair(z)
     if gamma is not None:
         g = _hyper(gamma, "gamma", shape[:-1], cdt, low=0.0)[..., None]
-        q = q * jnp.exp(g * _log1m_softmax(z, log_p))
+        q = q * jnp.exp(g * log1m_p)
     loss = -jnp.sum(q * log_p, axis=-1)
     return _apply_mask(loss, mask).astype(dtype)
 
