@@ -263,12 +263,12 @@ def test_core_jit_equals_eager_and_compiles_once():
     state = _impl._pdhg_init(data)
     args = (state, data, jnp.float32(prep.lam), 4, jnp.float32(3.0))
     with jax.disable_jit():
-        eager, h_eager = _impl._pdhg_chunk(*args, num_steps=10, axis_name=None)
+        eager, h_eager = _impl._pdhg_chunk(*args, num_steps=3, axis_name=None)
     traces = []
 
     def counted(*a):
         traces.append(1)
-        return _impl._pdhg_chunk(*a, num_steps=10, axis_name=None)
+        return _impl._pdhg_chunk(*a, num_steps=3, axis_name=None)
 
     jitted = jax.jit(counted)
     out, h = jitted(*args)
@@ -279,8 +279,21 @@ def test_core_jit_equals_eager_and_compiles_once():
     # The core is vmappable over lam (what solve_path uses).
     lams = jnp.asarray([prep.lam, 2 * prep.lam], jnp.float32)
     batched = jax.vmap(lambda lm: _impl._pdhg_chunk(state, data, lm, 4, jnp.float32(3.0),
-                                                    num_steps=10, axis_name=None)[0].rates)
+                                                    num_steps=3, axis_name=None)[0].rates)
     np.testing.assert_allclose(np.asarray(batched(lams)[0]), np.asarray(out.rates), atol=1e-6)
+
+
+def test_dedupe_changes_nothing_but_speed():
+    counts = load_label_set("enron")["counts"]
+    a = resample.solve(counts, num_steps=100)
+    b = resample.solve(counts, num_steps=100, dedupe=False)
+    np.testing.assert_allclose(np.asarray(a.rates), np.asarray(b.rates), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(a.history), np.asarray(b.history), rtol=1e-5)
+    red, mult, inverse = _impl._dedupe(_impl._objects(counts))
+    assert red.num_images < counts.shape[0] and mult.sum() == counts.shape[0]
+    np.testing.assert_array_equal(np.unique(counts, axis=0).shape[0], red.num_images)
+    np.testing.assert_array_equal(counts[np.argmax(inverse[:, None] == np.arange(
+            red.num_images), axis=0)][inverse], counts)
 
 
 def test_progress_callback_is_called_during_the_run():
@@ -335,6 +348,7 @@ def test_sharded_layout_places_image_blocks_on_devices():
     prep = _impl._prepare(counts, None, "median", 0.0, 4, "error")
     host, block = _impl._layout(prep.obj, prep.target, prep.guard, np.float32, 8)
     assert block == 13 and host.inv_row.shape == (104,)
+    assert [_impl._bucket(x) for x in (1, 16, 17, 100, 1000)] == [1, 16, 18, 104, 1024]
     data = _impl._put(host, mesh, "data")
     assert data.img.sharding.spec == jax.sharding.PartitionSpec("data")
     assert data.target.sharding.spec == jax.sharding.PartitionSpec()
