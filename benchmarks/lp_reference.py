@@ -40,7 +40,7 @@ def _coo(counts: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
 
 
 def objective(counts: Any, repeats: np.ndarray, target: np.ndarray, lam: float) -> float:
-    """``F(r) = sum_c |T_c - s_c(r)| / T_c + lam * sum_i |r_i - 1|`` (classes with T_c=0 skipped)."""
+    """``F(r) = sum_c |T_c - s_c(r)| / T_c + lam * sum_i |r_i - 1|`` (``T_c = 0``: skipped)."""
     rows, cols, vals, _, c = _coo(counts)
     s = np.bincount(cols, weights=vals * np.asarray(repeats, np.float64)[rows], minlength=c)
     target = np.asarray(target, np.float64)
