@@ -1,6 +1,7 @@
 """Smoke tests of the long-tailed digits study in examples/long_tail (flax's train_test shape)."""
 
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
@@ -29,12 +30,12 @@ def test_long_tail_split():
     assert sum(r in train_rows for r in test_rows) <= 5  # digits holds a few exact duplicates
 
 
-def test_train_step_is_pure_and_learns():
-    cfg = train.Config(steps=60, batch_size=32)
+def test_train_step_is_pure():
+    cfg = train.SMOKE  # the smoke run below reuses this compiled step
     data = train.load_digits_long_tail(1)
     images, labels = jnp.asarray(data["train_images"]), jnp.asarray(data["train_labels"])
     batch = train.sample_batch(jax.random.key(0), jnp.arange(labels.shape[0]), images, labels,
-                               batch_size=32)
+                               batch_size=cfg.batch_size)
     batch["class_weights"] = jnp.ones(10, jnp.float32)
 
     def fresh():
@@ -42,13 +43,11 @@ def test_train_step_is_pure_and_learns():
 
     p1, _, l1 = train.train_step(*fresh(), jax.random.key(5), batch, cfg=cfg)
     p2, _, l2 = train.train_step(*fresh(), jax.random.key(5), batch, cfg=cfg)
-    assert float(l1) == float(l2)
+    p0, _ = fresh()
+    assert float(l1) == float(l2) and np.isfinite(float(l1))
     jax.tree.map(np.testing.assert_array_equal, p1, p2)
-
-    # A short run must beat chance (10%) clearly on the balanced test split.
-    r = train.train_and_evaluate(cfg, seed=1, data=data)
-    assert r["accuracy"] > 0.4, r
-    assert 0.0 <= r["worst_class_recall"] <= r["balanced_accuracy"] <= 1.0
+    moved = jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.any(a != b)), p1, p0))
+    assert all(moved)  # every parameter got an update
 
 
 def test_resampling_pool_balances_classes():
@@ -63,13 +62,20 @@ def test_resampling_pool_balances_classes():
 
 
 def test_smoke_every_method(tmp_path):
-    out = tmp_path / "results.md"
-    assert study_main.main(["--smoke", "--out", str(out)]) == 0
+    out, js = tmp_path / "results.md", tmp_path / "results.json"
+    assert study_main.main(["--smoke", "--out", str(out), "--json", str(js)]) == 0
     table = out.read_text()
     pending = train.pending_methods()
     for method, label in train.METHODS.items():
         row = next(line for line in table.splitlines() if line.startswith(f"| {label} |"))
         assert ("pending" in row) == (method in pending), row
+    runs = {r["method"]: r for r in json.loads(js.read_text())["results"]}
+    # Even 60 steps of plain cross-entropy must beat chance (10%) clearly on the balanced test.
+    assert runs["ce"]["accuracy"] > 0.4, runs["ce"]
+    for r in runs.values():
+        if "pending" not in r:
+            assert np.isfinite(r["final_loss"]), r
+            assert 0.0 <= r["worst_class_recall"] <= r["balanced_accuracy"] <= 1.0
 
 
 def test_unknown_method_raises():

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = train.Config()
     if args.smoke:
-        cfg = dataclasses.replace(cfg, steps=3, batch_size=16)
+        cfg = train.SMOKE
     if args.steps is not None:
         cfg = dataclasses.replace(cfg, steps=args.steps)
     if args.batch_size is not None:

@@ -38,7 +38,8 @@ METHODS: dict[str, str] = {
     "focal": "focal loss (gamma=2)",
     "mixup": "MixUp",
     "cutmix": "CutMix",
-    "mosaic": "Mosaic (4 tiles)",
+    "mosaic": "Mosaic (4 tiles, crops kept in place)",
+    "mosaic_corner": "Mosaic (4 tiles, YOLO corner placement)",
     "mixup_partners": "MixUp, class-aware partners",
     "resample": "resampling (solver)",
     "resample_weighted": "resampling (solver) + class weights",
@@ -53,6 +54,7 @@ REQUIRES: dict[str, tuple[str, ...]] = {
     "mixup": ("augment",),
     "cutmix": ("augment",),
     "mosaic": ("augment",),
+    "mosaic_corner": ("augment",),
     "mixup_partners": ("augment",),
     "resample": ("resample",),
     "resample_weighted": ("resample", "losses"),
@@ -80,6 +82,11 @@ class Config:
     mosaic_tiles: int = 4
     max_repeat: int = 4
     solver_lam: float | None = None
+
+
+# The smoke configuration (tests, `main --smoke`): long enough to beat chance clearly, short
+# enough that compiling one `train_step` per method dominates the run time.
+SMOKE = Config(steps=60, batch_size=16)
 
 
 # Data -------------------------------------------------------------------------------------
@@ -225,7 +232,7 @@ def loss_and_targets(cfg: Config, key: jax.Array, batch: dict[str, jax.Array]
     images, labels = batch["image"], batch["label"]
     targets = jax.nn.one_hot(labels, NUM_CLASSES, dtype=images.dtype)
     method = cfg.method
-    if method in ("mixup", "cutmix", "mosaic", "mixup_partners"):
+    if method in ("mixup", "cutmix", "mosaic", "mosaic_corner", "mixup_partners"):
         from jbalance import augment
 
         if method == "mixup":
@@ -233,7 +240,15 @@ def loss_and_targets(cfg: Config, key: jax.Array, batch: dict[str, jax.Array]
         elif method == "cutmix":
             images, targets = augment.cutmix(key, images, targets, alpha=cfg.mix_alpha)
         elif method == "mosaic":
-            images, targets = augment.mosaic(key, images, targets, tiles=cfg.mosaic_tiles)
+            # Each tile shows the part of its source that lies under it, so a digit's strokes
+            # stay where a test digit has them.
+            images, targets = augment.mosaic(key, images, targets, tiles=cfg.mosaic_tiles,
+                                             placement="same")
+        elif method == "mosaic_corner":
+            # The detection default (YOLOv4, ultralytics): each tile is the crop of its source
+            # nearest the mosaic centre, i.e. strokes move to another part of the image.
+            images, targets = augment.mosaic(key, images, targets, tiles=cfg.mosaic_tiles,
+                                             placement="corner")
         else:
             # Class-aware partners: an example of class c is drawn as a partner with
             # probability proportional to its class weight, so rare classes are mixed in
