@@ -200,12 +200,33 @@ def test_softmax_focal_gamma_zero_is_cross_entropy(eps):
 
 
 @pytest.mark.parametrize("name", SOFTMAX)
-def test_softmax_integer_equals_one_hot(name):
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_softmax_integer_equals_one_hot(name, eps):
+    # eps = 0 with class ids takes the gather fast path; one-hot floats take the full sum.
     z, ids, *_, w = _data(3)
+    z[0, ids[0]] = 40.0  # a near-certain example exercises the arg-max branch
     one_hot = np.eye(z.shape[-1], dtype=np.float32)[ids]
-    a = _call(name, z, ids, class_weights=w, label_smoothing=0.1)
-    b = _call(name, z, one_hot, class_weights=w, label_smoothing=0.1)
+    kw = dict(class_weights=w, label_smoothing=eps)
+    if name == "softmax_focal_loss":
+        kw["gamma"] = 0.5
+    a = _call(name, z, ids, **kw)
+    b = _call(name, z, one_hot, **kw)
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    ga = jax.grad(lambda x: jnp.sum(_call(name, x, ids, **kw)))(z)
+    gb = jax.grad(lambda x: jnp.sum(_call(name, x, one_hot, **kw)))(z)
+    np.testing.assert_allclose(ga, gb, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", SOFTMAX)
+def test_softmax_gradient_with_tied_logits(name):
+    # Two classes share the largest logit: the arg-max split must not bias the gradient.
+    with jax.enable_x64(True):
+        z = jnp.array([[1.0, 1.0, -0.5], [0.3, 2.0, 2.0]])
+        for labels in (jnp.array([0, 2]), jnp.array([[0.2, 0.5, 0.3], [0.1, 0.1, 0.8]])):
+            f = jax.jit(lambda x: jnp.sum(_call(name, x, labels, label_smoothing=0.0)))
+            eye = np.eye(6).reshape(6, 2, 3)
+            num = np.array([(f(z + 1e-6 * e) - f(z - 1e-6 * e)) / 2e-6 for e in eye]).reshape(2, 3)
+            np.testing.assert_allclose(jax.grad(f)(z), num, rtol=1e-6, atol=1e-8)
 
 
 def test_softmax_cross_entropy_matches_optax_unweighted():

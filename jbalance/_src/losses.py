@@ -564,21 +564,20 @@ def _softmax_targets(labels: Any, logits_shape: tuple[int, ...], cdt: Any) -> Ar
                     f"{labels.dtype}.")
 
 
-def _log_softmax_pair(z: Array) -> tuple[Array, Array]:
-    """(log p, log(1 - p)) for p = softmax(z) along the last axis, accurate for any logits."""
-    num_classes = z.shape[-1]
-    if num_classes == 1:
-        zeros = jnp.zeros_like(z)  # p = 1 exactly; the losses (log p = 0) do not use log(1-p).
-        return zeros, zeros
-    is_max = jax.nn.one_hot(jnp.argmax(z, axis=-1), num_classes, dtype=jnp.bool_)
-    # With m the largest logit and d = logsumexp(others) - m, the arg-max class has
-    # p = sigmoid(-d) and 1 - p = sigmoid(d): both logs are exact log-sigmoids, where the usual
-    # z - logsumexp(z) rounds log p to 0 (and 1 - p to 0) once the others fall below eps.
-    # Every other class has p <= 1/2, where log1p(-p) is accurate. All pieces have smooth,
-    # finite derivatives, even where 1 - p underflows.
+def _argmax_split(z: Array) -> tuple[Array, Array, Array]:
+    """(is_max, m, d): one-hot arg-max, its logit, and logsumexp(other logits) - m."""
+    is_max = jax.nn.one_hot(jnp.argmax(z, axis=-1), z.shape[-1], dtype=jnp.bool_)
     # z at the arg-max (not jnp.max, whose derivative is shared between tied classes).
     m = jnp.sum(jnp.where(is_max, z, jnp.zeros((), z.dtype)), axis=-1, keepdims=True)
     d = jax.nn.logsumexp(jnp.where(is_max, -jnp.inf, z), axis=-1, keepdims=True) - m
+    return is_max, m, d
+
+
+def _log_p_and_log1m_p(z: Array, is_max: Array, m: Array, d: Array) -> tuple[Array, Array]:
+    # The arg-max class has p = sigmoid(-d) and 1 - p = sigmoid(d): both logs are exact
+    # log-sigmoids, where the usual z - logsumexp(z) rounds log p to 0 (and 1 - p to 0) once
+    # the other classes fall below eps. Every other class has p <= 1/2, where log1p(-p) is
+    # accurate. All pieces have smooth, finite derivatives, even where 1 - p underflows.
     log_p = jnp.where(is_max, jax.nn.log_sigmoid(-d), z - (m + jax.nn.softplus(d)))
     p_rest = jnp.where(is_max, jnp.zeros((), z.dtype), jnp.exp(log_p))
     return log_p, jnp.where(is_max, jax.nn.log_sigmoid(d), jnp.log1p(-p_rest))
@@ -591,18 +590,39 @@ def _softmax_loss(logits: Any, labels: Any, gamma: Any, class_weights: Any,
     cdt = _compute_dtype(dtype)
     z = logits.astype(cdt)
     shape = z.shape
+    num_classes = shape[-1]
     q = _softmax_targets(labels, shape, cdt)
+    hard = q > 0  # The label's class (used only for class ids without smoothing).
+    class_ids = jnp.issubdtype(jnp.result_type(labels), jnp.integer)
     checks.check_scalar_range(label_smoothing, "label_smoothing", low=0.0, high=1.0)
-    if not (isinstance(label_smoothing, (int, float)) and label_smoothing == 0):
+    smoothing = not (isinstance(label_smoothing, (int, float)) and label_smoothing == 0)
+    if smoothing:
         eps = _hyper(label_smoothing, "label_smoothing", shape[:-1], cdt)[..., None]
-        q = (1 - eps) * q + eps / shape[-1]
-    w = _class_weight_vector(class_weights, shape[-1] if shape else 0, shape, cdt)
+        q = (1 - eps) * q + eps / num_classes
+    w = _class_weight_vector(class_weights, num_classes, shape, cdt)
     if w is not None:
         q = w * q
     mask = _mask(where, shape[:-1], "(`logits.shape[:-1]`)")
-    log_p, log1m_p = _log_softmax_pair(z)
-    if gamma is not None:
-        g = _hyper(gamma, "gamma", shape[:-1], cdt, low=0.0)[..., None]
+    g = None if gamma is None else _hyper(gamma, "gamma", shape[:-1], cdt, low=0.0)[..., None]
+    if num_classes == 1:
+        # p = 1 exactly: log p = 0 and the loss is 0 whatever the focal factor.
+        log_p, log1m_p = jnp.zeros_like(z), jnp.zeros_like(z)
+    elif class_ids and not smoothing:
+        # Hard labels: only the label's class enters the sum, so gather it (no per-class
+        # exp/log1p; about the cost of a plain cross-entropy). q here is w_y * onehot.
+        is_max, m, d = _argmax_split(z)
+        onehot = hard
+        coef = jnp.sum(q, axis=-1, keepdims=True)
+        y_max = jnp.any(onehot & is_max, axis=-1, keepdims=True)
+        z_y = jnp.sum(jnp.where(onehot, z, jnp.zeros((), cdt)), axis=-1, keepdims=True)
+        log_p, log1m_p = _log_p_and_log1m_p(z_y, y_max, m, d)
+        if g is not None:
+            coef = coef * jnp.exp(g * log1m_p)
+        loss = -(coef * log_p)[..., 0]
+        return _apply_mask(loss, mask).astype(dtype)
+    else:
+        log_p, log1m_p = _log_p_and_log1m_p(z, *_argmax_split(z))
+    if g is not None:
         q = q * jnp.exp(g * log1m_p)
     loss = -jnp.sum(q * log_p, axis=-1)
     return _apply_mask(loss, mask).astype(dtype)
