@@ -94,6 +94,8 @@ def test_relaxed_matches_lp_on_random_instances(seed):
     assert float(sol.objective) <= max(lp.rounded_objective, lp.objective) * 1.05 + 1e-6
     assert float(sol.objective) == pytest.approx(
             np_objective(counts, sol.repeats, target, lam), rel=1e-5)
+    assert resample.objective_value(counts, sol.repeats) == pytest.approx(
+            np_objective(counts, sol.repeats, target, lam), rel=1e-12)
     assert guard_ok(counts, sol.repeats, target)
 
 
