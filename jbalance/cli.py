@@ -83,6 +83,13 @@ def _require_matplotlib() -> None:
             from None
 
 
+def _check_outputs(*paths: str | None) -> None:
+    """Fails before any work when an output file's folder does not exist."""
+    for p in paths:
+        if p and not pathlib.Path(p).resolve().parent.is_dir():
+            raise CliError(f"cannot write {p}: folder {pathlib.Path(p).parent} does not exist")
+
+
 def _load(args: argparse.Namespace) -> _io.LabelSet:
     options: dict[str, Any] = {}
     fmt = args.format or _io.detect_format(args.labels)
@@ -239,6 +246,7 @@ def _plot_plan(names: Sequence[str], before: np.ndarray, after: np.ndarray,
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
+    _check_outputs(args.plot)
     if args.plot:
         _require_matplotlib()
     ls = _load(args)
@@ -394,6 +402,7 @@ def _write_plan_outputs(ls: _io.LabelSet, res: dict[str, Any], out: str | None,
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
+    _check_outputs(args.out, args.indices, args.plot)
     if args.plot:
         _require_matplotlib()
     ls = _load(args)

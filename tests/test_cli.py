@@ -105,6 +105,8 @@ def test_data_errors_exit_1_with_one_line(tmp_path, labels, capsys, monkeypatch)
     assert err.count("\n") == 1 and f"{bad}, line 3" in err and "negative" in err
     code, _, err = _run(["plan", tmp_path / "missing.json"], capsys)
     assert code == 1 and "no such file or directory" in err
+    code, _, err = _run(["plan", labels, "--out", tmp_path / "nowhere" / "p.csv"], capsys)
+    assert code == 1 and "does not exist" in err and "step" not in err  # fails before solving
     code, _, err = _run(["inspect", labels, "--include-crowd"], capsys)
     assert code == 1 and "COCO" in err
     monkeypatch.setitem(sys.modules, "matplotlib", None)
