@@ -5,6 +5,7 @@ are few)."""
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -60,9 +61,9 @@ def test_plan_writes_everything_and_matches_the_library(labels, tmp_path, capsys
     out_csv, idx_txt, png = tmp_path / "plan.csv", tmp_path / "idx.txt", tmp_path / "p.png"
     code, out, err = _run(["plan", labels, "--lam", "0.01", "--max-repeat", "3", "--out",
                            out_csv, "--indices", idx_txt, "--plot", png, "--sweep", "--json",
-                           "--steps", "200"], capsys)
+                           "--steps", "100"], capsys)
     assert code == 0
-    assert "step 200/200" in err and "objective" in err  # progress goes to stderr
+    assert re.search(r"step \d+/100 +objective", err)  # progress goes to stderr
     doc = json.loads(out)  # stdout is pure JSON
     rows = list(csv.reader(out_csv.read_text().splitlines()))
     assert rows[0] == ["image_id", "repeats"]
@@ -71,7 +72,7 @@ def test_plan_writes_everything_and_matches_the_library(labels, tmp_path, capsys
     repeats = np.array([int(r[1]) for r in rows[1:]])
     assert repeats.min() >= 0 and repeats.max() <= 3
     # The CLI passes its options through: same answer as the library call.
-    sol = resample.solve(ls.counts, lam=0.01, max_repeat=3, num_steps=200)
+    sol = resample.solve(ls.counts, lam=0.01, max_repeat=3, num_steps=100)
     np.testing.assert_array_equal(repeats, np.asarray(sol.repeats))
     summ = resample.summary(ls.counts, repeats)
     assert doc["jbalance"]["size_after"] == summ.size_after == repeats.sum()
@@ -167,7 +168,7 @@ def test_subprocess_exit_codes(labels, tmp_path):
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert res.stderr.strip().count("\n") == 0
     assert "dangling.json, annotations[0] (id 9)" in res.stderr
-    res = _subprocess(["plan", labels, "--out", "plan.csv", "--json", "--steps", "100"],
+    res = _subprocess(["plan", labels, "--out", "plan.csv", "--json", "--steps", "50"],
                       tmp_path)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["out"] == "plan.csv"
@@ -179,7 +180,7 @@ def test_demo_runs(tmp_path):
     assert res.returncode == 0, res.stderr
     for needle in ("person", "advice:", "LVIS RFS", "trade-off", "demo finished"):
         assert needle in res.stdout
-    assert "step 500/500" in res.stderr
+    assert re.search(r"solving: step \d+/500 +objective", res.stderr)
     plan = (tmp_path / "demo" / "plan.csv").read_text().splitlines()
     assert plan[0] == "image_id,repeats" and len(plan) == 16551 + 1
     assert (tmp_path / "demo" / "plan.png").read_bytes()[:8] == PNG_MAGIC
