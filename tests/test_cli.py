@@ -185,3 +185,15 @@ def test_demo_runs(tmp_path):
     assert plan[0] == "image_id,repeats" and len(plan) == 16551 + 1
     assert (tmp_path / "demo" / "plan.png").read_bytes()[:8] == PNG_MAGIC
     assert (tmp_path / "demo" / "distribution.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_plan_with_an_empty_class_and_a_background_image(tmp_path, capsys):
+    path = tmp_path / "emp.csv"
+    path.write_text("image_id,a,b,c\nx,1,0,0\ny,2,0,1\nz,0,0,0\nw,3,0,1\nv,1,0,0\n")
+    code, out, _ = _run(["plan", path, "--quiet", "--steps", "50", "--out",
+                         tmp_path / "p.csv"], capsys)
+    assert code == 0
+    assert "classes without any example, left out of the objective: b" in out
+    rows = (tmp_path / "p.csv").read_text().splitlines()
+    assert rows[0] == "image_id,repeats" and [r.split(",")[0] for r in rows[1:]] == \
+        ["x", "y", "z", "w", "v"]
