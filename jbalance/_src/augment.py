@@ -1,0 +1,1105 @@
+"""Composite augmentations: MixUp, CutMix and Mosaic, for classification and detection.
+
+Every batch function is built from a public one-example function that takes its partner(s)
+explicitly, so users can `jax.vmap` the one-example function themselves. The batch
+functions derive their randomness in one documented way::
+
+    key_partners, key_examples = jax.random.split(key)
+    partners = partner_indices(key_partners, batch_size, ...)
+    keys = jax.random.split(key_examples, batch_size)      # mode="elem"
+    keys = [key_examples] * batch_size                       # mode="batch": one shared draw
+
+so ``batch_fn(key, ...)`` equals ``jax.vmap(one_fn)(keys, ..., partners...)``, and a batch
+function run on a device's shard (inside `jax.shard_map`, key folded by the axis index)
+draws partners from that shard only. No function keeps state or assumes a batch size.
+
+Pixel copies (CutMix, Mosaic) never resample: every output pixel is a copy of one source
+pixel or the fill value. Mosaic pixels are assembled from contiguous one-dimensional
+windows of the flattened batch (one `dynamic_slice` per tile, then a select), because XLA
+on CPU turns per-pixel gathers of bytes into slow scalar loops, while contiguous windows
+and selects vectorise.
+"""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jbalance._src import checks
+from jbalance._src.typing import Array, ArrayLike, PRNGKey
+
+_MODES = ("elem", "batch")
+_TILES = (2, 4)
+_PLACEMENTS = ("corner", "same")
+
+
+# --------------------------------------------------------------------------------------------
+# Validation helpers.
+
+
+def _check_key(key: Any) -> None:
+    if not isinstance(key, (jax.Array, np.ndarray)):
+        raise TypeError(
+                f"`key` must be a PRNG key from `jax.random.key(seed)`, got {type(key).__name__}.")
+
+
+def _check_images(images: Any, rank: int, name: str) -> None:
+    checks.check_rank(images, rank, name,
+                      "[batch, height, width, channels]" if rank == 4
+                      else "[height, width, channels]" if rank == 3
+                      else "[tiles, height, width, channels]")
+    dtype = jnp.result_type(images)
+    if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
+        raise TypeError(f"`{name}` must have a floating or integer (e.g. uint8) dtype, got "
+                        f"{dtype}.")
+    if any(s == 0 for s in np.shape(images)[-3:-1]):
+        raise ValueError(f"`{name}` must have a non-empty height and width, got shape "
+                         f"{tuple(np.shape(images))}.")
+
+
+def _check_labels(labels: Any, rank: int, name: str) -> None:
+    checks.check_rank(labels, rank, name,
+                      "[batch, num_classes] (one-hot or soft)" if rank == 2 else "[num_classes]")
+    dtype = jnp.result_type(labels)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(
+                f"`{name}` must be floating probabilities (one-hot or soft), got {dtype}. Convert "
+                f"integer class ids with `jax.nn.one_hot({name}, num_classes)`.")
+
+
+def _check_alpha(alpha: Any) -> None:
+    checks.check_scalar_range(alpha, "alpha", low=0.0, low_inclusive=False)
+    if np.ndim(alpha) != 0:
+        raise ValueError(f"`alpha` must be a scalar, got shape {np.shape(alpha)}.")
+
+
+def _check_mode(mode: Any) -> None:
+    checks.check_one_of(mode, _MODES, "mode")
+
+
+def _check_tiles(tiles: Any) -> None:
+    if isinstance(tiles, bool) or tiles not in _TILES:
+        raise ValueError(f"`tiles` must be 2 or 4 (a static Python int), got {tiles!r}.")
+
+
+def _check_detection(images, boxes, classes, valid, *, batched: bool, prefix: str = "") -> None:
+    lead = 1 if batched else 0
+    checks.check_rank(boxes, 2 + lead, f"{prefix}boxes",
+                      "[batch, max_boxes, 4] as pixel (x1, y1, x2, y2)" if batched
+                      else "[max_boxes, 4] as pixel (x1, y1, x2, y2)")
+    if np.shape(boxes)[-1] != 4:
+        raise ValueError(f"`{prefix}boxes` must end in 4 coordinates (x1, y1, x2, y2), got shape "
+                         f"{tuple(np.shape(boxes))}.")
+    checks.check_floating(boxes, f"{prefix}boxes")
+    checks.check_rank(classes, 1 + lead, f"{prefix}classes",
+                      "[batch, max_boxes]" if batched else "[max_boxes]")
+    checks.check_integer(classes, f"{prefix}classes")
+    checks.check_rank(valid, 1 + lead, f"{prefix}valid",
+                      "[batch, max_boxes]" if batched else "[max_boxes]")
+    if jnp.result_type(valid) != jnp.bool_:
+        raise TypeError(f"`{prefix}valid` must be boolean (True for real boxes, False for padding), "
+                        f"got {jnp.result_type(valid)}.")
+    m = np.shape(boxes)[:-1]
+    for name, arr in ((f"{prefix}classes", classes), (f"{prefix}valid", valid)):
+        if tuple(np.shape(arr)) != tuple(m):
+            raise ValueError(f"`{name}` must have shape {tuple(m)} to match `{prefix}boxes` "
+                             f"{tuple(np.shape(boxes))}, got {tuple(np.shape(arr))}.")
+    if batched:
+        checks.check_same_batch({f"{prefix}images": images, f"{prefix}boxes": boxes})
+
+
+def _check_partner_weights(partner_weights: Any, batch_size: int) -> None:
+    if partner_weights is None:
+        return
+    checks.check_shape(partner_weights, (batch_size,), "partner_weights",
+                       "[batch] (one non-negative weight per example)")
+    if checks.is_concrete(partner_weights):
+        w = np.asarray(partner_weights, np.float64)
+        if np.isnan(w).any() or (w < 0).any() or not (w > 0).any():
+            raise ValueError("`partner_weights` must be non-negative, free of NaN and not all "
+                             "zero.")
+
+
+# --------------------------------------------------------------------------------------------
+# Shared pieces.
+
+
+def _compute_dtype(dtype: Any) -> Any:
+    # Mix in at least float32: bf16/f16 lambdas lose the 1e-3 resolution of the blend.
+    if jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits > 32:
+        return jnp.dtype(dtype)
+    return jnp.dtype(jnp.float32)
+
+
+def _blend(x: Array, y: Array, lam: Array, partner_weight: Array | None = None) -> Array:
+    """``lam * x + (1 - lam) * y`` in ``x.dtype``; integers are rounded and clipped.
+
+    ``partner_weight`` replaces ``1 - lam`` when the caller knows it exactly (CutMix's
+    pasted fraction), so a one-hot partner gets exactly that weight.
+    """
+    cdt = _compute_dtype(x.dtype)
+    lam = lam.astype(cdt)
+    other = jnp.ones((), cdt) - lam if partner_weight is None else partner_weight.astype(cdt)
+    out = lam * x.astype(cdt) + other * y.astype(cdt)
+    if jnp.issubdtype(x.dtype, jnp.integer):
+        info = jnp.iinfo(x.dtype)
+        out = jnp.clip(jnp.round(out), info.min, info.max)
+    return out.astype(x.dtype)
+
+
+def _exact_fraction(count: Array, total: int) -> Array:
+    """``count / total`` in float32, correctly rounded.
+
+    XLA rewrites a division by a (broadcast) constant into a multiplication by its
+    reciprocal, which can be one ulp off. A denominator that depends on the data (the
+    select never takes its first branch, as counts are non-negative) keeps a true IEEE
+    division, so label weights equal pasted-pixel fractions exactly, also under `vmap`.
+    """
+    denom = jnp.where(count < 0, jnp.int32(1), jnp.int32(total)).astype(jnp.float32)
+    return count.astype(jnp.float32) / lax.optimization_barrier(denom)
+
+
+def _draw_lambda(key: PRNGKey, alpha: ArrayLike) -> Array:
+    alpha = jnp.asarray(alpha, jnp.float32)
+    return jax.random.beta(key, alpha, alpha, dtype=jnp.float32)
+
+
+def partner_indices(key: PRNGKey, batch_size: int, *, num_partners: int = 1,
+                    partner_weights: ArrayLike | None = None) -> Array:
+    r"""Draws partner example indices for composite augmentations.
+
+    By default each column is an independent random permutation of ``range(batch_size)``,
+    so every example is used exactly once as a partner per column (any batch size works,
+    odd or 1; an example may be its own partner). With ``partner_weights``, partners are
+    drawn independently with replacement, example ``j`` with probability
+    ``w_j / sum(w)``: give rare-class examples larger weights to mix them in more often
+    (class-aware mixing).
+
+    Args:
+      key: PRNG key.
+      batch_size: Number of examples (static Python int).
+      num_partners: Partners per example (static), e.g. ``tiles - 1`` for Mosaic.
+      partner_weights: Optional ``[batch_size]`` non-negative weights, not all zero.
+        Checked when concrete; under `jit` an all-zero vector gives arbitrary partners.
+
+    Returns:
+      int32 array ``[batch_size, num_partners]`` of indices in ``[0, batch_size)``.
+
+    Raises:
+      ValueError: if ``partner_weights`` has the wrong shape or invalid values.
+
+    Examples:
+      >>> import jax
+      >>> from jbalance import augment
+      >>> augment.partner_indices(jax.random.key(0), 5).shape
+      (5, 1)
+    """
+    _check_key(key)
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
+    if not isinstance(num_partners, (int, np.integer)) or num_partners < 1:
+        raise ValueError(f"`num_partners` must be a positive int, got {num_partners!r}.")
+    _check_partner_weights(partner_weights, batch_size)
+    if partner_weights is None:
+        keys = jax.random.split(key, num_partners)
+        cols = jax.vmap(lambda k: jax.random.permutation(k, batch_size))(keys)
+        return cols.T.astype(jnp.int32)
+    w = jnp.asarray(partner_weights)
+    w = w.astype(_compute_dtype(w.dtype))
+    logits = jnp.where(w > 0, jnp.log(jnp.where(w > 0, w, 1)), -jnp.inf)
+    draws = jax.random.categorical(key, logits, shape=(batch_size, num_partners))
+    return draws.astype(jnp.int32)
+
+
+def _example_keys(key: PRNGKey, batch_size: int, mode: str) -> tuple[Array, Array]:
+    key_partners, key_examples = jax.random.split(key)
+    if mode == "batch":
+        keys = jnp.broadcast_to(key_examples, (batch_size, *key_examples.shape))
+    else:
+        keys = jax.random.split(key_examples, batch_size)
+    return key_partners, keys
+
+
+def _take(x: Array, idx: Array) -> Array:
+    return jnp.take(x, idx, axis=0, mode="clip")
+
+
+# --------------------------------------------------------------------------------------------
+# MixUp.
+
+
+def mixup_one(key: PRNGKey, image: ArrayLike, label: ArrayLike, partner_image: ArrayLike,
+              partner_label: ArrayLike, *, alpha: ArrayLike = 1.0) -> tuple[Array, Array]:
+    r"""MixUp of one example with a given partner.
+
+    .. math::
+      \lambda \sim \mathrm{Beta}(\alpha, \alpha), \quad
+      x = \lambda x_i + (1-\lambda) x_j, \quad y = \lambda y_i + (1-\lambda) y_j
+
+    Args:
+      key: PRNG key (draws lambda).
+      image: ``[H, W, C]`` (or any shape equal to ``partner_image``'s), float or integer.
+        Integer images (e.g. uint8) are blended in float32, rounded half to even and clipped
+        to the dtype's range.
+      label: ``[K]`` floating probabilities.
+      partner_image: Same shape and dtype as ``image``.
+      partner_label: Same shape as ``label``.
+      alpha: Beta concentration, > 0 (traceable). Checked when concrete.
+
+    Returns:
+      ``(image, label)`` with the input shapes and dtypes.
+
+    Raises:
+      ValueError / TypeError: on mismatched shapes, non-floating labels or ``alpha <= 0``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from jbalance import augment
+      >>> x, y = augment.mixup_one(jax.random.key(0), jnp.ones((4, 4, 3)),
+      ...                          jnp.array([1., 0.]), jnp.zeros((4, 4, 3)),
+      ...                          jnp.array([0., 1.]))
+      >>> bool(jnp.allclose(x[0, 0, 0], y[0]))
+      True
+
+    References:
+      Zhang et al., `mixup: Beyond Empirical Risk Minimization
+      <https://arxiv.org/abs/1710.09412>`_, ICLR 2018.
+    """
+    _check_key(key)
+    _check_alpha(alpha)
+    _check_labels(label, 1, "label")
+    _check_labels(partner_label, 1, "partner_label")
+    _check_pair(image, partner_image, "image", "partner_image")
+    _check_pair(label, partner_label, "label", "partner_label")
+    image, label = jnp.asarray(image), jnp.asarray(label)
+    lam = _draw_lambda(key, alpha)
+    return (_blend(image, jnp.asarray(partner_image), lam),
+            _blend(label, jnp.asarray(partner_label), lam))
+
+
+def _check_pair(a: Any, b: Any, name_a: str, name_b: str) -> None:
+    if tuple(np.shape(a)) != tuple(np.shape(b)):
+        raise ValueError(f"`{name_b}` must have the shape of `{name_a}` {tuple(np.shape(a))}, got "
+                         f"{tuple(np.shape(b))}.")
+    if jnp.result_type(a) != jnp.result_type(b):
+        raise TypeError(f"`{name_b}` must have the dtype of `{name_a}` ({jnp.result_type(a)}), "
+                        f"got {jnp.result_type(b)}.")
+
+
+def _check_batch_classification(key, images, labels, mode, partner_weights):
+    _check_key(key)
+    _check_images(images, 4, "images")
+    _check_labels(labels, 2, "labels")
+    checks.check_same_batch({"images": images, "labels": labels})
+    _check_mode(mode)
+    _check_partner_weights(partner_weights, np.shape(images)[0])
+
+
+def mixup(key: PRNGKey, images: ArrayLike, labels: ArrayLike, *, alpha: ArrayLike = 1.0,
+          mode: str = "elem",
+          partner_weights: ArrayLike | None = None) -> tuple[Array, Array]:
+    r"""MixUp over a batch: each example is blended with a random partner.
+
+    .. math::
+      x_i' = \lambda_i x_i + (1-\lambda_i) x_{p(i)}, \quad
+      y_i' = \lambda_i y_i + (1-\lambda_i) y_{p(i)}, \quad
+      \lambda_i \sim \mathrm{Beta}(\alpha, \alpha)
+
+    Partners ``p`` come from `partner_indices` (a random permutation by default). The result
+    equals ``jax.vmap(mixup_one)(keys, images, labels, images[p], labels[p])`` with the keys
+    derived as in this module's docstring, so it runs per shard inside `jax.shard_map`.
+
+    Args:
+      key: PRNG key.
+      images: ``[B, H, W, C]`` float or integer (uint8: blended in float32, rounded).
+      labels: ``[B, K]`` floating probabilities (one-hot or soft).
+      alpha: Beta concentration, > 0 (traceable).
+      mode: ``"elem"`` (one lambda per example, default) or ``"batch"`` (one lambda shared
+        by the batch, as timm's batch mode). Static.
+      partner_weights: Optional ``[B]`` non-negative weights: partners are drawn with these
+        probabilities (with replacement) instead of a permutation.
+
+    Returns:
+      ``(images, labels)``, shapes and dtypes as given.
+
+    Raises:
+      ValueError: wrong ranks, different batch sizes, ``alpha <= 0``, unknown ``mode``.
+      TypeError: non-floating labels, non-numeric images.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from jbalance import augment
+      >>> x = jnp.zeros((3, 8, 8, 3)); y = jax.nn.one_hot(jnp.arange(3), 3)
+      >>> x2, y2 = augment.mixup(jax.random.key(0), x, y, alpha=0.4)
+      >>> x2.shape, y2.shape
+      ((3, 8, 8, 3), (3, 3))
+
+    References:
+      Zhang et al., `mixup: Beyond Empirical Risk Minimization
+      <https://arxiv.org/abs/1710.09412>`_, ICLR 2018.
+    """
+    _check_batch_classification(key, images, labels, mode, partner_weights)
+    _check_alpha(alpha)
+    images, labels = jnp.asarray(images), jnp.asarray(labels)
+    b = images.shape[0]
+    key_partners, keys = _example_keys(key, b, mode)
+    p = partner_indices(key_partners, b, partner_weights=partner_weights)[:, 0]
+    fn = jax.vmap(lambda k, x, y, xp, yp: mixup_one(k, x, y, xp, yp, alpha=alpha))
+    return fn(keys, images, labels, _take(images, p), _take(labels, p))
+
+
+# --------------------------------------------------------------------------------------------
+# CutMix.
+
+
+def cutmix_box(key: PRNGKey, height: int, width: int, *,
+               alpha: ArrayLike = 1.0) -> tuple[Array, Array]:
+    r"""Draws one CutMix rectangle (the box whose pixels come from the partner).
+
+    ``lam ~ Beta(alpha, alpha)``; the box has height ``floor(H sqrt(1-lam))`` and width
+    ``floor(W sqrt(1-lam))`` before clipping, its centre is uniform over the pixel grid
+    (as in the paper and timm), and it is clipped to the image.
+
+    Args:
+      key: PRNG key.
+      height: Image height ``H`` (static int).
+      width: Image width ``W`` (static int).
+      alpha: Beta concentration, > 0 (traceable).
+
+    Returns:
+      ``(box, lam)``: int32 ``[4]`` box ``(y1, y2, x1, x2)`` (half-open, clipped) and the
+      float32 lambda drawn. The exact partner fraction is
+      ``(y2 - y1) * (x2 - x1) / (H * W)``.
+
+    Examples:
+      >>> import jax
+      >>> from jbalance import augment
+      >>> box, lam = augment.cutmix_box(jax.random.key(0), 32, 32)
+      >>> box.shape
+      (4,)
+    """
+    _check_alpha(alpha)
+    k_lam, k_y, k_x = jax.random.split(key, 3)
+    lam = _draw_lambda(k_lam, alpha)
+    ratio = jnp.sqrt(jnp.clip(1.0 - lam, 0.0, 1.0))
+    cut_h = jnp.floor(height * ratio).astype(jnp.int32)
+    cut_w = jnp.floor(width * ratio).astype(jnp.int32)
+    cy = jax.random.randint(k_y, (), 0, height, dtype=jnp.int32)
+    cx = jax.random.randint(k_x, (), 0, width, dtype=jnp.int32)
+    y1 = cy - cut_h // 2
+    x1 = cx - cut_w // 2
+    box = jnp.stack([jnp.clip(y1, 0, height), jnp.clip(y1 + cut_h, 0, height),
+                     jnp.clip(x1, 0, width), jnp.clip(x1 + cut_w, 0, width)])
+    return box, lam
+
+
+def cutmix_one(key: PRNGKey, image: ArrayLike, label: ArrayLike, partner_image: ArrayLike,
+               partner_label: ArrayLike, *, alpha: ArrayLike = 1.0) -> tuple[Array, Array]:
+    r"""CutMix of one example with a given partner.
+
+    A rectangle drawn by `cutmix_box` is pasted from ``partner_image``; the label is
+    ``(1 - f) * label + f * partner_label`` where ``f`` is the *exact* fraction of pixels
+    pasted after clipping the box to the image (not the drawn ``1 - lam``).
+
+    Args:
+      key: PRNG key.
+      image: ``[H, W, C]``, any numeric dtype (pixels are copied, never blended).
+      label: ``[K]`` floating probabilities.
+      partner_image: Same shape and dtype as ``image``.
+      partner_label: Same shape as ``label``.
+      alpha: Beta concentration, > 0 (traceable).
+
+    Returns:
+      ``(image, label)`` with the input shapes and dtypes.
+
+    Raises:
+      ValueError / TypeError: on bad ranks, mismatched shapes or ``alpha <= 0``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from jbalance import augment
+      >>> x, y = augment.cutmix_one(jax.random.key(1), jnp.ones((8, 8, 1)),
+      ...                           jnp.array([1., 0.]), jnp.zeros((8, 8, 1)),
+      ...                           jnp.array([0., 1.]))
+      >>> bool(jnp.isclose(1 - x.mean(), y[1]))
+      True
+
+    References:
+      Yun et al., `CutMix: Regularization Strategy to Train Strong Classifiers with
+      Localizable Features <https://arxiv.org/abs/1905.04899>`_, ICCV 2019.
+    """
+    _check_key(key)
+    _check_alpha(alpha)
+    _check_images(image, 3, "image")
+    _check_labels(label, 1, "label")
+    _check_pair(image, partner_image, "image", "partner_image")
+    _check_pair(label, partner_label, "label", "partner_label")
+    image, label = jnp.asarray(image), jnp.asarray(label)
+    h, w = image.shape[0], image.shape[1]
+    box, _ = cutmix_box(key, h, w, alpha=alpha)
+    rows = jnp.arange(h, dtype=jnp.int32)
+    cols = jnp.arange(w, dtype=jnp.int32)
+    in_rows = (rows >= box[0]) & (rows < box[1])
+    in_cols = (cols >= box[2]) & (cols < box[3])
+    mask = in_rows[:, None, None] & in_cols[None, :, None]
+    out = jnp.where(mask, jnp.asarray(partner_image), image)
+    frac = _exact_fraction((box[1] - box[0]) * (box[3] - box[2]), h * w)
+    return out, _blend(label, jnp.asarray(partner_label), 1.0 - frac, frac)
+
+
+def cutmix(key: PRNGKey, images: ArrayLike, labels: ArrayLike, *, alpha: ArrayLike = 1.0,
+           mode: str = "elem",
+           partner_weights: ArrayLike | None = None) -> tuple[Array, Array]:
+    r"""CutMix over a batch: each example gets a rectangle pasted from a random partner.
+
+    Equals ``jax.vmap(cutmix_one)(keys, images, labels, images[p], labels[p])`` (keys and
+    partners as in this module's docstring). Label weights are exact pasted-pixel fractions.
+
+    Args:
+      key: PRNG key.
+      images: ``[B, H, W, C]``, any numeric dtype (pixels are copied).
+      labels: ``[B, K]`` floating probabilities.
+      alpha: Beta concentration, > 0 (traceable).
+      mode: ``"elem"`` (one lambda and box per example) or ``"batch"`` (one lambda and one
+        box for the whole batch, as timm's batch mode). Static.
+      partner_weights: Optional ``[B]`` non-negative partner-sampling weights.
+
+    Returns:
+      ``(images, labels)``, shapes and dtypes as given.
+
+    Raises:
+      ValueError: wrong ranks, different batch sizes, ``alpha <= 0``, unknown ``mode``.
+      TypeError: non-floating labels.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from jbalance import augment
+      >>> x = jnp.zeros((5, 8, 8, 3), jnp.uint8); y = jax.nn.one_hot(jnp.arange(5), 5)
+      >>> x2, y2 = augment.cutmix(jax.random.key(0), x, y)
+      >>> x2.dtype, y2.shape
+      (dtype('uint8'), (5, 5))
+
+    References:
+      Yun et al., `CutMix: Regularization Strategy to Train Strong Classifiers with
+      Localizable Features <https://arxiv.org/abs/1905.04899>`_, ICCV 2019.
+    """
+    _check_batch_classification(key, images, labels, mode, partner_weights)
+    _check_alpha(alpha)
+    images, labels = jnp.asarray(images), jnp.asarray(labels)
+    b = images.shape[0]
+    key_partners, keys = _example_keys(key, b, mode)
+    p = partner_indices(key_partners, b, partner_weights=partner_weights)[:, 0]
+    fn = jax.vmap(lambda k, x, y, xp, yp: cutmix_one(k, x, y, xp, yp, alpha=alpha))
+    return fn(keys, images, labels, _take(images, p), _take(labels, p))
+
+
+# --------------------------------------------------------------------------------------------
+# Mosaic: layout and pixel assembly.
+
+
+def _check_centre(centre: Any) -> None:
+    if not isinstance(centre, (tuple, list)) or len(centre) != 2:
+        raise ValueError(f"`centre` must be a pair (low, high) of fractions, got {centre!r}.")
+    for c in centre:
+        checks.check_scalar_range(c, "centre", low=0.0, high=1.0)
+    if all(checks.is_concrete(c) for c in centre) and float(centre[0]) > float(centre[1]):
+        raise ValueError(f"`centre` must have low <= high, got {centre!r}.")
+
+
+def mosaic_layout(key: PRNGKey, source_size: tuple[int, int], *, tiles: int = 4,
+                  output_size: tuple[int, int] | None = None,
+                  centre: tuple[ArrayLike, ArrayLike] = (0.25, 0.75),
+                  placement: str = "corner") -> tuple[Array, Array]:
+    r"""Draws one Mosaic layout: tile rectangles and where each source image is placed.
+
+    The mosaic centre ``(cy, cx)`` is uniform in ``centre`` (fractions of the output size,
+    as ultralytics' ``[s/2, 3s/2]`` on a ``2s`` canvas). With 4 tiles, tile 0..3 are the
+    top-left, top-right, bottom-left and bottom-right quadrants around the centre; with 2
+    tiles the split is left/right at ``cx`` or top/bottom at ``cy`` (a fair coin). Each
+    source image is placed with the corner that faces the centre *on* the centre (the
+    placement of YOLOv4/ultralytics), so tile ``t`` shows the crop of source ``t`` nearest
+    the centre, pixel for pixel; parts of a tile that its source does not cover (only when
+    the output is larger than the sources) get the fill value.
+
+    Args:
+      key: PRNG key.
+      source_size: ``(H, W)`` of the source images (static).
+      tiles: 2 or 4 (static).
+      output_size: ``(out_H, out_W)`` (static), default ``source_size``.
+      centre: ``(low, high)`` range of the centre as fractions of the output size, in
+        ``[0, 1]`` (traceable).
+      placement: ``"corner"`` (default): each source's corner facing the centre sits on the
+        centre, as above. ``"same"``: every source sits at the output's origin, so tile
+        ``t`` copies the same region of source ``t`` (a mosaic of identical images is that
+        image; a 4-way CutMix). Static.
+
+    Returns:
+      ``(rects, offsets)``: int32 ``[tiles, 4]`` tile rectangles ``(y1, y2, x1, x2)``
+      (half-open, output pixels; may be empty) and int32 ``[tiles, 2]`` offsets
+      ``(dy, dx)``: source pixel ``(y, x)`` lands at output pixel ``(y + dy, x + dx)``.
+
+    Examples:
+      >>> import jax
+      >>> from jbalance import augment
+      >>> rects, offsets = augment.mosaic_layout(jax.random.key(0), (32, 32))
+      >>> rects.shape, offsets.shape
+      ((4, 4), (4, 2))
+    """
+    _check_tiles(tiles)
+    _check_centre(centre)
+    checks.check_one_of(placement, _PLACEMENTS, "placement")
+    h, w = (int(s) for s in source_size)
+    oh, ow = _output_size(output_size, (h, w))
+    k_y, k_x, k_o = jax.random.split(key, 3)
+    lo = jnp.asarray(centre[0], jnp.float32)
+    hi = jnp.asarray(centre[1], jnp.float32)
+    fy = jax.random.uniform(k_y, (), jnp.float32, lo, hi)
+    fx = jax.random.uniform(k_x, (), jnp.float32, lo, hi)
+    cy = jnp.clip(jnp.floor(fy * oh).astype(jnp.int32), 0, oh)
+    cx = jnp.clip(jnp.floor(fx * ow).astype(jnp.int32), 0, ow)
+    oh_, ow_ = jnp.int32(oh), jnp.int32(ow)
+    if tiles == 2:
+        # A fair coin picks a left/right split (no horizontal cut) or a top/bottom split.
+        left_right = jax.random.bernoulli(k_o)
+        cy = jnp.where(left_right, oh_, cy)
+        cx = jnp.where(left_right, cx, ow_)
+    zero = jnp.int32(0)
+    quads = [  # (y1, y2, x1, x2), (dy, dx): the source corner facing the centre sits on it.
+        ((zero, cy, zero, cx), (cy - h, cx - w)),
+        ((zero, cy, cx, ow_), (cy - h, cx)),
+        ((cy, oh_, zero, cx), (cy, cx - w)),
+        ((cy, oh_, cx, ow_), (cy, cx)),
+    ]
+    if tiles == 4:
+        chosen = quads
+    else:
+        second = [jnp.where(left_right, a, b) for a, b in
+                  zip((*quads[1][0], *quads[1][1]), (*quads[2][0], *quads[2][1]))]
+        chosen = [quads[0], (tuple(second[:4]), tuple(second[4:]))]
+    rects = jnp.stack([jnp.stack(r) for r, _ in chosen]).astype(jnp.int32)
+    offsets = jnp.stack([jnp.stack(o) for _, o in chosen]).astype(jnp.int32)
+    if placement == "same":
+        offsets = jnp.zeros_like(offsets)
+    return rects, offsets
+
+
+def _output_size(output_size: Any, source: tuple[int, int]) -> tuple[int, int]:
+    if output_size is None:
+        return source
+    if (not isinstance(output_size, (tuple, list)) or len(output_size) != 2
+            or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0
+                       for s in output_size)):
+        raise ValueError(f"`output_size` must be None or a pair of positive ints (height, "
+                         f"width), got {output_size!r}.")
+    return int(output_size[0]), int(output_size[1])
+
+
+def _tile_masks(rects: Array, offsets: Array, h: int, w: int, oh: int, ow: int
+                ) -> tuple[Array, Array]:
+    """Row ``[..., T, oh]`` and column ``[..., T, ow]`` masks: inside tile and source."""
+    lead = (1,) * (rects.ndim - 1)
+    ys = jnp.arange(oh, dtype=jnp.int32).reshape(*lead, oh)
+    xs = jnp.arange(ow, dtype=jnp.int32).reshape(*lead, ow)
+    y1, y2, x1, x2 = (rects[..., i, None] for i in range(4))
+    dy, dx = offsets[..., 0, None], offsets[..., 1, None]
+    rows = (ys >= jnp.maximum(y1, dy)) & (ys < jnp.minimum(y2, dy + h))
+    cols = (xs >= jnp.maximum(x1, dx)) & (xs < jnp.minimum(x2, dx + w))
+    return rows, cols
+
+
+def _assemble(images: Array, sources: Array, rects: Array, offsets: Array,
+              out_hw: tuple[int, int], fill_value: ArrayLike) -> Array:
+    """Pastes tile ``t`` of output ``b`` from ``images[sources[b, t]]`` at ``offsets[b, t]``.
+
+    images ``[N, H, W, C]``; sources ``[B, T]``; rects ``[B, T, 4]``; offsets ``[B, T, 2]``.
+    """
+    n, h, w, c = images.shape
+    oh, ow = out_hw
+    b, t = sources.shape
+    fill = jnp.asarray(fill_value).astype(images.dtype)
+    rows, cols = _tile_masks(rects, offsets, h, w, oh, ow)  # [B,T,oh], [B,T,ow]
+    if ow < w or (n + 8) * h * ow * c + 2 * oh * ow * c >= 2**31:
+        return _assemble_gather(images, sources, rows, cols, offsets, out_hw, fill)
+    # Pad every source row to the output row width: a shift by (dy, dx) is then one uniform
+    # offset in the flattened buffer, so each tile is one contiguous window (dynamic_slice).
+    # Whole padding images before/after keep every window start in bounds (no clamping).
+    row_len = ow * c
+    src_len = h * row_len
+    out_len = oh * row_len
+    before = -(-((oh * ow + ow) * c) // src_len)
+    after = -(-max(0, (h * ow + w) * c + out_len - src_len) // src_len)
+    padded = jnp.pad(images, ((before, after), (0, 0), (0, ow - w), (0, 0)))
+    flat = lax.optimization_barrier(padded.reshape(-1))
+    starts = ((sources + before) * src_len
+              - (offsets[..., 0] * ow + offsets[..., 1]) * c).astype(jnp.int32)
+    col_bytes = jnp.repeat(cols, c, axis=-1)  # [B, T, ow*C]: a mask per channel byte.
+    out = jnp.broadcast_to(fill, (b, oh, row_len))
+    for i in range(t):
+        window = jax.vmap(lambda s: lax.dynamic_slice(flat, (s,), (out_len,)))(starts[:, i])
+        window = window.reshape(b, oh, row_len)
+        mask = rows[:, i, :, None] & col_bytes[:, i, None, :]
+        out = jnp.where(mask, window, out)
+    return out.reshape(b, oh, ow, c)
+
+
+def _assemble_gather(images, sources, rows, cols, offsets, out_hw, fill):
+    # Fallback when the output is narrower than the sources (rows cannot share a stride).
+    n, h, w, c = images.shape
+    oh, ow = out_hw
+    b, t = sources.shape
+    ys = jnp.arange(oh, dtype=jnp.int32)
+    xs = jnp.arange(ow, dtype=jnp.int32)
+    out = jnp.broadcast_to(fill, (b, oh, ow, c))
+    for i in range(t):
+        sy = jnp.clip(ys[None, :] - offsets[:, i, 0, None], 0, h - 1)
+        sx = jnp.clip(xs[None, :] - offsets[:, i, 1, None], 0, w - 1)
+        win = images[sources[:, i, None, None], sy[:, :, None], sx[:, None, :]]
+        mask = rows[:, i, :, None, None] & cols[:, i, None, :, None]
+        out = jnp.where(mask, win, out)
+    return out
+
+
+def _tile_area_weights(rects: Array, offsets: Array, h: int, w: int, oh: int, ow: int) -> Array:
+    """Fraction of the output each tile's source pixels cover, ``[..., T]`` float32."""
+    y1 = jnp.maximum(rects[..., 0], offsets[..., 0])
+    y2 = jnp.minimum(rects[..., 1], offsets[..., 0] + h)
+    x1 = jnp.maximum(rects[..., 2], offsets[..., 1])
+    x2 = jnp.minimum(rects[..., 3], offsets[..., 1] + w)
+    area = jnp.maximum(y2 - y1, 0) * jnp.maximum(x2 - x1, 0)
+    return _exact_fraction(area, oh * ow)
+
+
+def _mix_labels(labels: Array, weights: Array) -> Array:
+    """``sum_t weights[..., t] * labels[..., t, :]`` in the labels' dtype."""
+    cdt = _compute_dtype(labels.dtype)
+    out = jnp.einsum("...t,...tk->...k", weights.astype(cdt), labels.astype(cdt))
+    return out.astype(labels.dtype)
+
+
+def _mosaic_sources(key_partners, b, tiles, partner_weights):
+    p = partner_indices(key_partners, b, num_partners=tiles - 1,
+                        partner_weights=partner_weights)
+    return jnp.concatenate([jnp.arange(b, dtype=jnp.int32)[:, None], p], axis=1)
+
+
+# --------------------------------------------------------------------------------------------
+# Mosaic for classification.
+
+
+def mosaic_one(key: PRNGKey, images: ArrayLike, labels: ArrayLike, *, tiles: int = 4,
+               centre: tuple[ArrayLike, ArrayLike] = (0.25, 0.75),
+               placement: str = "corner") -> tuple[Array, Array]:
+    r"""Mosaic of ``tiles`` given source images into one image of the same size.
+
+    The layout comes from `mosaic_layout` (output size = source size, so every tile is
+    fully covered by its source): tile ``t`` is the crop of ``images[t]`` nearest the
+    mosaic centre, copied pixel for pixel. The label is the tile-area-weighted mean.
+
+    .. math::
+      y = \sum_t \frac{|R_t|}{H W} \, y_t
+
+    Args:
+      key: PRNG key.
+      images: ``[tiles, H, W, C]`` sources (tile ``t`` comes from ``images[t]``), any
+        numeric dtype.
+      labels: ``[tiles, K]`` floating probabilities.
+      tiles: 2 or 4 (static).
+      centre: ``(low, high)`` range of the mosaic centre as fractions of H and W.
+      placement: ``"corner"`` (YOLOv4/ultralytics) or ``"same"``; see `mosaic_layout`.
+
+    Returns:
+      ``(image [H, W, C], label [K])`` in the input dtypes.
+
+    Raises:
+      ValueError: ``tiles`` not in {2, 4}, ``images`` not holding ``tiles`` sources, bad
+        ranks.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from jbalance import augment
+      >>> x = jnp.arange(4.)[:, None, None, None] * jnp.ones((4, 8, 8, 1))
+      >>> img, lab = augment.mosaic_one(jax.random.key(0), x, jnp.eye(4))
+      >>> bool(jnp.isclose(lab.sum(), 1.0))
+      True
+
+    References:
+      Bochkovskiy et al., `YOLOv4: Optimal Speed and Accuracy of Object Detection
+      <https://arxiv.org/abs/2004.10934>`_, 2020.
+    """
+    _check_key(key)
+    _check_tiles(tiles)
+    _check_images(images, 4, "images")
+    _check_labels(labels, 2, "labels")
+    checks.check_same_batch({"images": images, "labels": labels})
+    if np.shape(images)[0] != tiles:
+        raise ValueError(f"`images` must hold `tiles`={tiles} sources along axis 0, got shape "
+                         f"{tuple(np.shape(images))}.")
+    images, labels = jnp.asarray(images), jnp.asarray(labels)
+    h, w = images.shape[1], images.shape[2]
+    rects, offsets = mosaic_layout(key, (h, w), tiles=tiles, centre=centre,
+                                   placement=placement)
+    src = jnp.arange(tiles, dtype=jnp.int32)[None]
+    out = _assemble(images, src, rects[None], offsets[None], (h, w), 0)[0]
+    weights = _tile_area_weights(rects, offsets, h, w, h, w)
+    return out, _mix_labels(labels, weights)
+
+
+def mosaic(key: PRNGKey, images: ArrayLike, labels: ArrayLike, *, tiles: int = 4,
+           centre: tuple[ArrayLike, ArrayLike] = (0.25, 0.75), placement: str = "corner",
+           partner_weights: ArrayLike | None = None) -> tuple[Array, Array]:
+    r"""Mosaic over a batch: output ``i`` is stitched from example ``i`` and ``tiles - 1``
+    partners, and has the input's height and width.
+
+    Equals ``jax.vmap(mosaic_one)(keys, images[s], labels[s])`` with ``s[i] = [i,
+    *partners[i]]`` (partners from `partner_indices` with ``num_partners=tiles - 1``, keys
+    as in this module's docstring), but assembles all outputs from contiguous windows of
+    the batch without materialising ``images[s]``.
+
+    Args:
+      key: PRNG key.
+      images: ``[B, H, W, C]``, any numeric dtype (pixels are copied).
+      labels: ``[B, K]`` floating probabilities.
+      tiles: 2 or 4 (static).
+      centre: ``(low, high)`` range of the mosaic centre as fractions of H and W.
+      placement: ``"corner"`` (YOLOv4/ultralytics) or ``"same"``; see `mosaic_layout`.
+      partner_weights: Optional ``[B]`` non-negative partner-sampling weights.
+
+    Returns:
+      ``(images [B, H, W, C], labels [B, K])`` in the input dtypes; each label row is the
+      tile-area-weighted mean of its sources' labels.
+
+    Raises:
+      ValueError: bad ranks, different batch sizes, ``tiles`` not in {2, 4}.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from jbalance import augment
+      >>> x = jnp.zeros((3, 16, 16, 3), jnp.uint8); y = jnp.eye(3)
+      >>> x2, y2 = augment.mosaic(jax.random.key(0), x, y, tiles=2)
+      >>> x2.shape, y2.shape
+      ((3, 16, 16, 3), (3, 3))
+
+    References:
+      Bochkovskiy et al., `YOLOv4: Optimal Speed and Accuracy of Object Detection
+      <https://arxiv.org/abs/2004.10934>`_, 2020.
+    """
+    _check_tiles(tiles)
+    _check_batch_classification(key, images, labels, "elem", partner_weights)
+    _check_centre(centre)
+    images, labels = jnp.asarray(images), jnp.asarray(labels)
+    b, h, w = images.shape[:3]
+    key_partners, keys = _example_keys(key, b, "elem")
+    sources = _mosaic_sources(key_partners, b, tiles, partner_weights)
+    rects, offsets = jax.vmap(
+            lambda k: mosaic_layout(k, (h, w), tiles=tiles, centre=centre,
+                              placement=placement))(keys)
+    out = _assemble(images, sources, rects, offsets, (h, w), 0)
+    weights = _tile_area_weights(rects, offsets, h, w, h, w)
+    return out, _mix_labels(_take(labels, sources), weights)
+
+
+# --------------------------------------------------------------------------------------------
+# Detection: Mosaic and MixUp with boxes.
+
+
+def _move_boxes(boxes: Array, valid: Array, rects: Array, offsets: Array, h: int, w: int,
+                min_size: ArrayLike, min_visible: ArrayLike) -> tuple[Array, Array]:
+    """Shifts ``[..., T, M, 4]`` boxes by their tile offset, clips, filters."""
+    dt = boxes.dtype
+    dy = offsets[..., 0, None].astype(dt)
+    dx = offsets[..., 1, None].astype(dt)
+    # A box is clipped to its tile and to its own source's footprint.
+    ylo = jnp.maximum(rects[..., 0], offsets[..., 0])[..., None].astype(dt)
+    yhi = jnp.minimum(rects[..., 1], offsets[..., 0] + h)[..., None].astype(dt)
+    xlo = jnp.maximum(rects[..., 2], offsets[..., 1])[..., None].astype(dt)
+    xhi = jnp.minimum(rects[..., 3], offsets[..., 1] + w)[..., None].astype(dt)
+    x1, y1, x2, y2 = (boxes[..., i] for i in range(4))
+    area = jnp.maximum(x2 - x1, 0) * jnp.maximum(y2 - y1, 0)
+    nx1 = jnp.clip(x1 + dx, xlo, xhi)
+    nx2 = jnp.clip(x2 + dx, xlo, xhi)
+    ny1 = jnp.clip(y1 + dy, ylo, yhi)
+    ny2 = jnp.clip(y2 + dy, ylo, yhi)
+    bw, bh = nx2 - nx1, ny2 - ny1
+    min_size = jnp.asarray(min_size).astype(dt)
+    min_visible = jnp.asarray(min_visible).astype(dt)
+    keep = (valid & (bw >= min_size) & (bh >= min_size) & (bw * bh >= min_visible * area)
+            & (area > 0))
+    out = jnp.stack([nx1, ny1, nx2, ny2], axis=-1)
+    return jnp.where(keep[..., None], out, jnp.zeros((), dt)), keep
+
+
+def mosaic_boxes_one(key: PRNGKey, images: ArrayLike, boxes: ArrayLike, classes: ArrayLike,
+                     valid: ArrayLike, *, tiles: int = 4,
+                     output_size: tuple[int, int] | None = None,
+                     min_size: ArrayLike = 2.0, min_visible: ArrayLike = 0.1,
+                     centre: tuple[ArrayLike, ArrayLike] = (0.25, 0.75),
+                     placement: str = "corner",
+                     fill_value: ArrayLike = 0) -> tuple[Array, Array, Array, Array]:
+    r"""Detection Mosaic of ``tiles`` given sources with their boxes.
+
+    Pixels as `mosaic_one` (layout from `mosaic_layout`), on an output of ``output_size``
+    (e.g. ``(2H, 2W)``, the ultralytics canvas); uncovered pixels get ``fill_value``
+    (ultralytics uses 114). Box ``m`` of source ``t`` goes to slot ``t * M + m``: it is
+    shifted with its tile, clipped to the tile, and kept (``valid=True``) only if it was
+    valid, its clipped width and height are ``>= min_size`` pixels and its clipped area is
+    ``>= min_visible`` times its original area (ultralytics' defaults: 2 px, 10%).
+    Dropped slots get zero boxes; ``classes`` are carried unchanged.
+
+    Args:
+      key: PRNG key.
+      images: ``[tiles, H, W, C]`` sources, any numeric dtype.
+      boxes: ``[tiles, M, 4]`` floating pixel boxes ``(x1, y1, x2, y2)``.
+      classes: ``[tiles, M]`` integer class ids.
+      valid: ``[tiles, M]`` bool, False for padding slots.
+      tiles: 2 or 4 (static).
+      output_size: ``(out_H, out_W)`` (static), default ``(H, W)``.
+      min_size: Minimum clipped width and height in pixels (traceable).
+      min_visible: Minimum fraction of the original area still visible (traceable).
+      centre: ``(low, high)`` range of the mosaic centre as fractions of the output size.
+      placement: ``"corner"`` (YOLOv4/ultralytics) or ``"same"``; see `mosaic_layout`.
+      fill_value: Value of pixels no source covers.
+
+    Returns:
+      ``(image [out_H, out_W, C], boxes [tiles*M, 4], classes [tiles*M],
+      valid [tiles*M])``.
+
+    Raises:
+      ValueError / TypeError: bad ranks, shapes or dtypes, ``tiles`` not in {2, 4}.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from jbalance import augment
+      >>> x = jnp.zeros((4, 32, 32, 3), jnp.uint8)
+      >>> b = jnp.tile(jnp.array([[[4., 4., 28., 28.]]]), (4, 1, 1))
+      >>> c = jnp.zeros((4, 1), jnp.int32); v = jnp.ones((4, 1), bool)
+      >>> img, b2, c2, v2 = augment.mosaic_boxes_one(jax.random.key(0), x, b, c, v,
+      ...                                            output_size=(64, 64))
+      >>> img.shape, b2.shape
+      ((64, 64, 3), (4, 4))
+
+    References:
+      Bochkovskiy et al., `YOLOv4: Optimal Speed and Accuracy of Object Detection
+      <https://arxiv.org/abs/2004.10934>`_, 2020.
+    """
+    _check_key(key)
+    _check_tiles(tiles)
+    _check_images(images, 4, "images")
+    _check_detection(images, boxes, classes, valid, batched=True)
+    if np.shape(images)[0] != tiles:
+        raise ValueError(f"`images` must hold `tiles`={tiles} sources along axis 0, got shape "
+                         f"{tuple(np.shape(images))}.")
+    _check_box_options(min_size, min_visible, centre)
+    images = jnp.asarray(images)
+    boxes, classes, valid = jnp.asarray(boxes), jnp.asarray(classes), jnp.asarray(valid)
+    h, w = images.shape[1], images.shape[2]
+    oh, ow = _output_size(output_size, (h, w))
+    rects, offsets = mosaic_layout(key, (h, w), tiles=tiles, output_size=(oh, ow),
+                                   centre=centre, placement=placement)
+    src = jnp.arange(tiles, dtype=jnp.int32)[None]
+    out = _assemble(images, src, rects[None], offsets[None], (oh, ow), fill_value)[0]
+    nb, keep = _move_boxes(boxes, valid, rects, offsets, h, w, min_size, min_visible)
+    m = boxes.shape[1]
+    return (out, nb.reshape(tiles * m, 4), classes.reshape(tiles * m),
+            keep.reshape(tiles * m))
+
+
+def _check_box_options(min_size, min_visible, centre):
+    checks.check_scalar_range(min_size, "min_size", low=0.0)
+    checks.check_scalar_range(min_visible, "min_visible", low=0.0, high=1.0)
+    _check_centre(centre)
+
+
+def mosaic_boxes(key: PRNGKey, images: ArrayLike, boxes: ArrayLike, classes: ArrayLike,
+                 valid: ArrayLike, *, tiles: int = 4,
+                 output_size: tuple[int, int] | None = None, min_size: ArrayLike = 2.0,
+                 min_visible: ArrayLike = 0.1,
+                 centre: tuple[ArrayLike, ArrayLike] = (0.25, 0.75),
+                 placement: str = "corner", fill_value: ArrayLike = 0,
+                 partner_weights: ArrayLike | None = None) -> tuple[Array, Array, Array, Array]:
+    r"""Detection Mosaic over a batch, with static box slots.
+
+    Output ``i`` is stitched from example ``i`` and ``tiles - 1`` partners. Equals
+    ``jax.vmap(mosaic_boxes_one)`` over ``images[s], boxes[s], classes[s], valid[s]`` with
+    ``s[i] = [i, *partners[i]]`` (keys and partners as in this module's docstring).
+
+    Args:
+      key: PRNG key.
+      images: ``[B, H, W, C]``, any numeric dtype (pixels are copied).
+      boxes: ``[B, M, 4]`` floating pixel boxes ``(x1, y1, x2, y2)``.
+      classes: ``[B, M]`` integer class ids.
+      valid: ``[B, M]`` bool, False for padding slots.
+      tiles: 2 or 4 (static).
+      output_size: ``(out_H, out_W)`` (static), default ``(H, W)``; ``(2H, 2W)`` gives the
+        ultralytics canvas.
+      min_size: Minimum clipped box width and height in pixels (default 2, traceable).
+      min_visible: Minimum visible fraction of a box's original area (default 0.1).
+      centre: ``(low, high)`` range of the mosaic centre as fractions of the output size.
+      placement: ``"corner"`` (YOLOv4/ultralytics) or ``"same"``; see `mosaic_layout`.
+      fill_value: Value of pixels no source covers (ultralytics uses 114).
+      partner_weights: Optional ``[B]`` non-negative partner-sampling weights.
+
+    Returns:
+      ``(images [B, out_H, out_W, C], boxes [B, tiles*M, 4], classes [B, tiles*M],
+      valid [B, tiles*M])``; slot ``t*M + m`` holds box ``m`` of the tile-``t`` source.
+
+    Raises:
+      ValueError / TypeError: bad ranks, shapes or dtypes, different batch sizes,
+        ``tiles`` not in {2, 4}.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from jbalance import augment
+      >>> x = jnp.zeros((2, 32, 32, 3), jnp.uint8)
+      >>> b = jnp.array([[[4., 4., 28., 28.]]] * 2)
+      >>> c = jnp.zeros((2, 1), jnp.int32); v = jnp.ones((2, 1), bool)
+      >>> out = augment.mosaic_boxes(jax.random.key(0), x, b, c, v)
+      >>> [o.shape for o in out]
+      [(2, 32, 32, 3), (2, 4, 4), (2, 4), (2, 4)]
+
+    References:
+      Bochkovskiy et al., `YOLOv4: Optimal Speed and Accuracy of Object Detection
+      <https://arxiv.org/abs/2004.10934>`_, 2020.
+    """
+    _check_key(key)
+    _check_tiles(tiles)
+    _check_images(images, 4, "images")
+    _check_detection(images, boxes, classes, valid, batched=True)
+    _check_partner_weights(partner_weights, np.shape(images)[0])
+    _check_box_options(min_size, min_visible, centre)
+    images = jnp.asarray(images)
+    boxes, classes, valid = jnp.asarray(boxes), jnp.asarray(classes), jnp.asarray(valid)
+    b, h, w = images.shape[:3]
+    m = boxes.shape[1]
+    oh, ow = _output_size(output_size, (h, w))
+    key_partners, keys = _example_keys(key, b, "elem")
+    sources = _mosaic_sources(key_partners, b, tiles, partner_weights)
+    rects, offsets = jax.vmap(lambda k: mosaic_layout(
+            k, (h, w), tiles=tiles, output_size=(oh, ow), centre=centre,
+            placement=placement))(keys)
+    out = _assemble(images, sources, rects, offsets, (oh, ow), fill_value)
+    nb, keep = _move_boxes(_take(boxes, sources), _take(valid, sources), rects, offsets, h, w,
+                           min_size, min_visible)
+    return (out, nb.reshape(b, tiles * m, 4), _take(classes, sources).reshape(b, tiles * m),
+            keep.reshape(b, tiles * m))
+
+
+def mixup_boxes_one(key: PRNGKey, image: ArrayLike, boxes: ArrayLike, classes: ArrayLike,
+                    valid: ArrayLike, partner_image: ArrayLike, partner_boxes: ArrayLike,
+                    partner_classes: ArrayLike, partner_valid: ArrayLike, *,
+                    alpha: ArrayLike = 32.0) -> tuple[Array, Array, Array, Array, Array]:
+    r"""Detection MixUp of one image with a given partner (YOLOv4 style).
+
+    Pixels are blended with ``lam ~ Beta(alpha, alpha)`` as in `mixup_one`; the boxes are
+    the concatenation of both images' boxes (slots ``[0, M)`` from ``image``, ``[M, 2M)``
+    from the partner), and ``box_weights`` gives each kept box the weight of its image
+    (``lam`` or ``1 - lam``; 0 for padding) for losses that want it.
+
+    Args:
+      key: PRNG key.
+      image: ``[H, W, C]`` float or integer (integers are rounded).
+      boxes: ``[M, 4]`` floating pixel boxes. classes: ``[M]`` int. valid: ``[M]`` bool.
+      partner_image: Same shape and dtype as ``image``.
+      partner_boxes: ``[M, 4]``. partner_classes: ``[M]``. partner_valid: ``[M]``.
+      alpha: Beta concentration, > 0 (traceable). The default 32 is ultralytics' and
+        YOLOv5's ``Beta(32, 32)``, which keeps ``lam`` near 0.5.
+
+    Returns:
+      ``(image [H, W, C], boxes [2M, 4], classes [2M], valid [2M], box_weights [2M])``;
+      ``box_weights`` has the boxes' dtype.
+
+    Raises:
+      ValueError / TypeError: bad ranks, shapes or dtypes, ``alpha <= 0``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from jbalance import augment
+      >>> x = jnp.zeros((8, 8, 3)); b = jnp.array([[1., 1., 5., 5.]])
+      >>> c = jnp.array([3]); v = jnp.array([True])
+      >>> out = augment.mixup_boxes_one(jax.random.key(0), x, b, c, v, x, b, c, v)
+      >>> float(out[4].sum())
+      1.0
+
+    References:
+      Bochkovskiy et al., `YOLOv4: Optimal Speed and Accuracy of Object Detection
+      <https://arxiv.org/abs/2004.10934>`_, 2020.
+    """
+    _check_key(key)
+    _check_alpha(alpha)
+    _check_images(image, 3, "image")
+    _check_pair(image, partner_image, "image", "partner_image")
+    _check_detection(image, boxes, classes, valid, batched=False)
+    _check_detection(partner_image, partner_boxes, partner_classes, partner_valid,
+                     batched=False, prefix="partner_")
+    _check_pair(boxes, partner_boxes, "boxes", "partner_boxes")
+    image, boxes = jnp.asarray(image), jnp.asarray(boxes)
+    valid, partner_valid = jnp.asarray(valid), jnp.asarray(partner_valid)
+    lam = _draw_lambda(key, alpha)
+    out = _blend(image, jnp.asarray(partner_image), lam)
+    dt = boxes.dtype
+    lam_b = lam.astype(dt)
+    weights = jnp.concatenate([jnp.where(valid, lam_b, jnp.zeros((), dt)),
+                               jnp.where(partner_valid, 1 - lam_b, jnp.zeros((), dt))])
+    return (out, jnp.concatenate([boxes, jnp.asarray(partner_boxes)]),
+            jnp.concatenate([jnp.asarray(classes),
+                             jnp.asarray(partner_classes).astype(jnp.result_type(classes))]),
+            jnp.concatenate([valid, partner_valid]), weights)
+
+
+def mixup_boxes(key: PRNGKey, images: ArrayLike, boxes: ArrayLike, classes: ArrayLike,
+                valid: ArrayLike, *, alpha: ArrayLike = 32.0, mode: str = "elem",
+                partner_weights: ArrayLike | None = None
+                ) -> tuple[Array, Array, Array, Array, Array]:
+    r"""Detection MixUp over a batch: pixels blended, boxes of both images concatenated.
+
+    Equals ``jax.vmap(mixup_boxes_one)`` with partners ``p`` from `partner_indices` (keys
+    as in this module's docstring).
+
+    Args:
+      key: PRNG key.
+      images: ``[B, H, W, C]`` float or integer (integers are rounded).
+      boxes: ``[B, M, 4]`` floating pixel boxes ``(x1, y1, x2, y2)``.
+      classes: ``[B, M]`` integer class ids.
+      valid: ``[B, M]`` bool.
+      alpha: Beta concentration, > 0 (traceable); default 32 as ultralytics.
+      mode: ``"elem"`` (one lambda per example) or ``"batch"`` (one for the batch). Static.
+      partner_weights: Optional ``[B]`` non-negative partner-sampling weights.
+
+    Returns:
+      ``(images [B, H, W, C], boxes [B, 2M, 4], classes [B, 2M], valid [B, 2M],
+      box_weights [B, 2M])``: slots ``[0, M)`` are the example's own boxes with weight
+      ``lam``, ``[M, 2M)`` the partner's with ``1 - lam``; padding slots weigh 0.
+
+    Raises:
+      ValueError / TypeError: bad ranks, shapes or dtypes, different batch sizes,
+        ``alpha <= 0``, unknown ``mode``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from jbalance import augment
+      >>> x = jnp.zeros((3, 8, 8, 3)); b = jnp.ones((3, 2, 4))
+      >>> c = jnp.zeros((3, 2), jnp.int32); v = jnp.ones((3, 2), bool)
+      >>> [o.shape for o in augment.mixup_boxes(jax.random.key(0), x, b, c, v)]
+      [(3, 8, 8, 3), (3, 4, 4), (3, 4), (3, 4), (3, 4)]
+
+    References:
+      Bochkovskiy et al., `YOLOv4: Optimal Speed and Accuracy of Object Detection
+      <https://arxiv.org/abs/2004.10934>`_, 2020.
+    """
+    _check_key(key)
+    _check_alpha(alpha)
+    _check_mode(mode)
+    _check_images(images, 4, "images")
+    _check_detection(images, boxes, classes, valid, batched=True)
+    _check_partner_weights(partner_weights, np.shape(images)[0])
+    images = jnp.asarray(images)
+    boxes, classes, valid = jnp.asarray(boxes), jnp.asarray(classes), jnp.asarray(valid)
+    b = images.shape[0]
+    key_partners, keys = _example_keys(key, b, mode)
+    p = partner_indices(key_partners, b, partner_weights=partner_weights)[:, 0]
+    fn = jax.vmap(lambda k, *a: mixup_boxes_one(k, *a, alpha=alpha))
+    return fn(keys, images, boxes, classes, valid, _take(images, p), _take(boxes, p),
+              _take(classes, p), _take(valid, p))
+
+
