@@ -10,7 +10,7 @@ import traceback
 
 from benchmarks import _harness
 
-MODULES = ("losses", "augment", "resample")
+MODULES = ("losses", "augment", "resample", "io")
 
 
 def main(argv=None) -> int:
