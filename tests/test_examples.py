@@ -70,6 +70,7 @@ def test_smoke_every_method(tmp_path):
         row = next(line for line in table.splitlines() if line.startswith(f"| {label} |"))
         assert ("pending" in row) == (method in pending), row
     runs = {r["method"]: r for r in json.loads(js.read_text())["results"]}
+    assert study_main.main(["--table-from", str(js)]) == 0
     # Even 60 steps of plain cross-entropy must beat chance (10%) clearly on the balanced test.
     assert runs["ce"]["accuracy"] > 0.4, runs["ce"]
     for r in runs.values():

@@ -3,6 +3,7 @@
   python -m examples.long_tail.main                  # full study: every method, 3 seeds
   python -m examples.long_tail.main --smoke          # a few steps, one seed (CI)
   python -m examples.long_tail.main --seeds 0 1 2 3 4 --methods ce focal --out results.md
+  python -m examples.long_tail.main --table-from results.json   # re-render a saved run
 """
 
 import argparse
@@ -30,11 +31,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--out", default=None, help="write the markdown table to this file")
     p.add_argument("--json", default=None, help="write every run's metrics to this file")
+    p.add_argument("--table-from", default=None, metavar="RESULTS_JSON",
+                   help="print the table of a saved --json file instead of training")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.table_from:
+        with open(args.table_from) as f:
+            saved = json.load(f)
+        print(train.markdown_table(saved["results"]))
+        return 0
     cfg = train.Config()
     if args.smoke:
         cfg = train.SMOKE
