@@ -192,6 +192,16 @@ def test_multilabel_bool_inputs_and_mask():
     _assert_report(got, _sk_multilabel(y[mask], p[mask], 4))
 
 
+def test_multilabel_float_targets_and_probabilities():
+    rng = np.random.default_rng(7)
+    y = (rng.random((50, 5)) < 0.3).astype(np.int32)
+    probs = rng.random((50, 5)).astype(np.float32)
+    want = _sk_multilabel(y, (probs > 0.5).astype(np.int32), 5)
+    # Float 0/1 targets (as fed to a sigmoid loss) and probabilities thresholded at 0.5.
+    got = metrics.classification_report(y.astype(np.float32), probs, num_classes=5)
+    _assert_report(got, want)
+
+
 def test_multilabel_hand_worked():
     y = jnp.array([[1, 0, 1], [0, 1, 0]])
     p = jnp.array([[1, 0, 0], [0, 1, 0]])
@@ -281,8 +291,8 @@ def test_eval_shape_and_dtypes():
      ValueError, "predictions"),
     (dict(labels=np.zeros(3, np.int32), predictions=np.zeros((3, 3), np.int32)),
      TypeError, "predictions"),
-    (dict(labels=np.zeros((3, 3), np.int32), predictions=np.zeros((3, 3), np.float32)),
-     TypeError, "Threshold"),
+    (dict(labels=np.zeros((3, 3), np.int32), predictions=np.zeros((3, 3), np.complex64)),
+     TypeError, "predictions"),
     (dict(labels=np.zeros((3, 4), np.int32), predictions=np.zeros((3, 4), np.int32)),
      ValueError, "labels"),
     (dict(labels=np.zeros(3, np.int32), predictions=np.zeros(3, np.int32),

@@ -103,10 +103,10 @@ def _multilabel_inputs(labels: Any, predictions: Any, num_classes: int,
     predictions = checks.check_array(predictions, "predictions")
     for name, x in (("labels", labels), ("predictions", predictions)):
         dtype = jnp.result_type(x)
-        if not (jnp.issubdtype(dtype, jnp.integer) or dtype == jnp.bool_):
-            raise TypeError(
-                f"Multi-label `{name}` must be a 0/1 matrix of integer or bool dtype, got "
-                f"{dtype}. Threshold scores first, e.g. `{name} = probs > 0.5`.")
+        if not (jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating)
+                or dtype == jnp.bool_):
+            raise TypeError(f"Multi-label `{name}` must be a 0/1 matrix of bool, integer or "
+                            f"floating dtype, got {dtype}.")
         checks.check_shape(x, (None, num_classes), name,
                            "[num_examples, num_classes] (a 0/1 indicator matrix)")
     checks.check_same_batch({"labels": labels, "predictions": predictions})
@@ -117,10 +117,15 @@ def _multilabel_inputs(labels: Any, predictions: Any, num_classes: int,
         where = _check_where(where, (n,))
         if where is not None:
             where = jnp.broadcast_to(where[:, None], (n, num_classes))
-    # Any nonzero entry means "present"; bool inputs pass through unchanged.
+    # Integers: nonzero means "present"; floats: above 0.5; bool passes through unchanged.
     def as_bool(x: Any) -> Array:
         x = jnp.asarray(x)
-        return x if x.dtype == jnp.bool_ else x != jnp.zeros((), x.dtype)
+        if x.dtype == jnp.bool_:
+            return x
+        if jnp.issubdtype(x.dtype, jnp.floating):
+            # Float targets (as fed to a sigmoid loss) or probabilities: present above 0.5.
+            return x > jnp.asarray(0.5, x.dtype)
+        return x != jnp.zeros((), x.dtype)
 
     return as_bool(labels), as_bool(predictions), where
 
@@ -137,7 +142,8 @@ def confusion_matrix(labels: ArrayLike, predictions: ArrayLike, *, num_classes: 
       ``predictions`` are class indices ``[N]``, or scores ``[N, C]`` whose arg-max is taken.
     * **Multi-label** (``labels`` of shape ``[N, C]``, 0/1): one binary confusion matrix per
       class, ``[[tn, fp], [fn, tp]]``, as scikit-learn's ``multilabel_confusion_matrix``.
-      ``predictions`` is a 0/1 matrix of the same shape (any nonzero value counts as 1).
+      ``predictions`` is a 0/1 matrix of the same shape (an integer entry counts as present
+      when nonzero, a floating one when above 0.5, so float targets and probabilities work).
 
     .. math::
       M_{ij} = \sum_n [y_n = i]\,[\hat y_n = j]\,w_n
@@ -146,10 +152,10 @@ def confusion_matrix(labels: ArrayLike, predictions: ArrayLike, *, num_classes: 
     the matrix of the whole set, which `report_from_confusion` turns into metrics.
 
     Args:
-      labels: True classes, integer ``[N]`` in ``[0, num_classes)``; or a 0/1 integer or bool
-        matrix ``[N, num_classes]`` for multi-label data.
+      labels: True classes, integer ``[N]`` in ``[0, num_classes)``; or a 0/1 matrix
+        ``[N, num_classes]`` (bool, integer or floating) for multi-label data.
       predictions: Predicted classes, integer ``[N]``, or floating scores ``[N, num_classes]``
-        (multi-class); a 0/1 integer or bool matrix ``[N, num_classes]`` (multi-label).
+        (multi-class); a 0/1 matrix ``[N, num_classes]`` (multi-label).
       num_classes: Number of classes ``C``. Static (it sets the output shape).
       where: Optional boolean mask ``[N]``: only examples where it is True are counted. For
         multi-label data a mask ``[N, num_classes]`` masks single labels.
@@ -203,8 +209,9 @@ def multilabel_confusion_matrix(labels: ArrayLike, predictions: ArrayLike, *, nu
     when ``labels`` has rank 2; call it directly to make the intent explicit.
 
     Args:
-      labels: 0/1 integer or bool matrix ``[N, num_classes]``; nonzero means present.
-      predictions: 0/1 integer or bool matrix ``[N, num_classes]``.
+      labels: 0/1 matrix ``[N, num_classes]``: bool, integer (nonzero means present) or
+        floating (above 0.5 means present, so probabilities are thresholded at 0.5).
+      predictions: 0/1 matrix ``[N, num_classes]``, same rules.
       num_classes: Number of classes ``C``. Static.
       where: Optional boolean mask, ``[N]`` (per example) or ``[N, num_classes]`` (per label).
 
@@ -212,7 +219,7 @@ def multilabel_confusion_matrix(labels: ArrayLike, predictions: ArrayLike, *, nu
       int32 ``[C, 2, 2]``.
 
     Raises:
-      TypeError: floating labels or predictions (threshold them first), a non-boolean mask.
+      TypeError: labels or predictions of a non-numeric dtype, a non-boolean mask.
       ValueError: shapes other than ``[N, num_classes]``, mismatched batch sizes.
 
     Examples:
@@ -370,7 +377,7 @@ def classification_report(labels: ArrayLike, predictions: ArrayLike, *, num_clas
       ``jax_enable_x64``).
 
     Raises:
-      TypeError: non-integer labels, floating multi-label predictions, a non-static
+      TypeError: non-integer multi-class labels, a non-static
         ``num_classes``.
       ValueError: wrong ranks or shapes, mismatched batch sizes, ``num_classes < 1``.
 
@@ -411,8 +418,8 @@ def multilabel_classification_report(labels: ArrayLike, predictions: ArrayLike, 
     ``average="micro"`` on indicator matrices, with ``zero_division=0``).
 
     Args:
-      labels: 0/1 integer or bool matrix ``[N, num_classes]``.
-      predictions: 0/1 integer or bool matrix ``[N, num_classes]``.
+      labels: 0/1 matrix ``[N, num_classes]`` (bool, integer, or floating: above 0.5 is 1).
+      predictions: 0/1 matrix ``[N, num_classes]``, same rules.
       num_classes: Number of classes ``C``. Static.
       where: Optional boolean mask ``[N]`` or ``[N, num_classes]``.
 
@@ -422,7 +429,7 @@ def multilabel_classification_report(labels: ArrayLike, predictions: ArrayLike, 
       correct entries.
 
     Raises:
-      TypeError: floating labels or predictions, a non-boolean mask.
+      TypeError: non-numeric labels or predictions, a non-boolean mask.
       ValueError: shapes other than ``[N, num_classes]``, mismatched batch sizes.
 
     Examples:
