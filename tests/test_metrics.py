@@ -265,6 +265,24 @@ def test_sharded_inputs_match():
         np.testing.assert_allclose(got[k], want[k], rtol=RTOL)
 
 
+def test_shard_map_psum_of_confusion_matrices():
+    # Each device counts its shard; the psum of the matrices is the matrix of the whole batch.
+    mesh = Mesh(np.array(jax.devices()[:8]), ("data",))
+    rng = np.random.default_rng(8)
+    y, p = _long_tail(rng, 8 * 12, 5)
+
+    def local(ys, ps):
+        cm = metrics.confusion_matrix(ys, ps, num_classes=5)
+        return jax.lax.psum(cm, "data")
+
+    f = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(PartitionSpec("data"),) * 2,
+                              out_specs=PartitionSpec()))
+    shard = NamedSharding(mesh, PartitionSpec("data"))
+    cm = f(jax.device_put(y, shard), jax.device_put(p, shard))
+    np.testing.assert_array_equal(cm, sk.confusion_matrix(y, p, labels=range(5)))
+    _assert_report(metrics.report_from_confusion(cm), _sk_multiclass(y, p, 5))
+
+
 def test_eval_shape_and_dtypes():
     out = jax.eval_shape(functools.partial(metrics.classification_report, num_classes=3),
                          jax.ShapeDtypeStruct((10,), jnp.int32),
