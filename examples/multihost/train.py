@@ -64,7 +64,9 @@ def train(args) -> list[float]:
     import jax
 
     if args.coordinator:
-        if jax.default_backend() == "cpu" or os.environ.get("JAX_PLATFORMS") == "cpu":
+        # CPU processes talk through gloo; asking for the backend here would initialise it
+        # before `initialize`, which JAX forbids, so the platform comes from the environment.
+        if os.environ.get("JAX_PLATFORMS", "") == "cpu":
             jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(args.coordinator, num_processes=args.num_processes,
                                    process_id=args.process_id)
@@ -97,6 +99,7 @@ def train(args) -> list[float]:
         y = rng_step.choice(num_classes, size=global_batch, p=class_probs)
         x = rng_step.normal(size=(global_batch, side, side, 1)).astype(np.float32)
         x += y[:, None, None, None].astype(np.float32)  # class signal in the mean
+        x /= side  # keeps the logits of the 64-pixel linear model near unit scale
         onehot = np.eye(num_classes, dtype=np.float32)[y]
         return tuple(jax.make_array_from_process_local_data(batch_sharding, a[start:stop])
                      for a in (x, onehot))
@@ -104,7 +107,7 @@ def train(args) -> list[float]:
     params = {"w": jnp.asarray(rng.normal(size=(side * side, num_classes)) * 0.01,
                                jnp.float32),
               "b": jnp.zeros((num_classes,), jnp.float32)}
-    opt = optax.sgd(0.1)
+    opt = optax.sgd(0.5)
     opt_state = opt.init(params)
     mix = sharding.data_parallel(augment.mixup, mesh)  # local partners
 
