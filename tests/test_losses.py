@@ -500,17 +500,26 @@ def test_vmap_over_gamma(name):
         np.testing.assert_allclose(got[i], _call(name, z, labels, gamma=g), rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("name", LOSS_NAMES)
-@pytest.mark.parametrize("soft", [False, True])
-def test_check_grads_order_two(name, soft):
+# Second-order check_grads is the slowest test here (every transform compiles), so it runs
+# once per code path: the softmax losses share one implementation (the cross-entropy is the
+# focal loss without its factor) with a gather path for class ids without smoothing and a full
+# path otherwise; binary-label sigmoid focal derivatives (and Hessians) are compared with
+# autodiff of the textbook formula in test_sigmoid_focal_custom_jvp_gradients.
+@pytest.mark.parametrize("name,soft,eps", [
+    ("softmax_focal_loss", False, 0.0),
+    ("softmax_focal_loss", True, 0.1),
+    ("weighted_sigmoid_cross_entropy", True, None),
+    ("sigmoid_focal_loss", True, None),
+])
+def test_check_grads_order_two(name, soft, eps):
     with jax.enable_x64(True):
         z, ids, probs, binary, unit, w = _data(18, shape=(3, 4), scale=2.0, dtype=np.float64)
         labels = (probs if soft else ids) if name in SOFTMAX else (unit if soft else binary)
         kw = dict(class_weights=w)
         if name in ("softmax_focal_loss", "sigmoid_focal_loss"):
             kw["gamma"] = 0.7
-        if name in SOFTMAX:
-            kw["label_smoothing"] = 0.1
+        if eps is not None:
+            kw["label_smoothing"] = eps
         # jit: op-by-op dispatch of second-order transforms is slow on a shared CPU.
         check_grads(jax.jit(lambda x: _call(name, x, labels, **kw)), (z,), order=2,
                     modes=("fwd", "rev"), atol=1e-5, rtol=1e-5)
@@ -581,7 +590,8 @@ def test_extreme_logits_finite(name, dtype):
         return jnp.sum(loss(x, labels, gamma).astype(jnp.float32))
 
     # gamma is traced, so one compilation serves every gamma (0 and < 1 included).
-    run = jax.jit(lambda x, labels, gamma: (loss(x, labels, gamma), jax.grad(total)(x, labels, gamma),
+    run = jax.jit(lambda x, labels, gamma: (loss(x, labels, gamma),
+                                            jax.grad(total)(x, labels, gamma),
                                             jax.hessian(total)(x, labels, gamma)))
     for labels in label_sets:
         for gamma in (0.0, 0.5, 2.0):
