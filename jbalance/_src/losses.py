@@ -210,7 +210,8 @@ def class_weights(counts: ArrayLike, *, method: str = "inverse", beta: ArrayLike
     checks.check_one_of(normalize, _NORMALIZE, "normalize")
     checks.check_one_of(zero_count, _ZERO_COUNT, "zero_count")
     counts = jnp.asarray(checks.check_array(counts, "counts"))
-    if not (jnp.issubdtype(counts.dtype, jnp.integer) or jnp.issubdtype(counts.dtype, jnp.floating)):
+    if not (jnp.issubdtype(counts.dtype, jnp.integer)
+            or jnp.issubdtype(counts.dtype, jnp.floating)):
         raise TypeError(f"`counts` must be an integer or real array, got dtype {counts.dtype}.")
     checks.check_rank(counts, 1, "counts", "[num_classes]")
     _nonnegative(counts, "counts")
