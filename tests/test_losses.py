@@ -612,14 +612,24 @@ def test_extreme_logits_values():
     np.testing.assert_allclose(fl, [0.0], atol=1e-30)
 
 
-def test_softmax_focal_precise_near_certainty():
-    # 1 - p of the arg-max class is computed from the other classes, not as 1 - p.
+def test_softmax_focal_factor_precise_near_certainty():
+    # 1 - p of the arg-max class is computed from the other classes, not as 1 - p, so the
+    # focal factor (1 - p)^gamma = focal / cross-entropy keeps its relative precision.
+    z = np.array([[12.0, 0.0, -5.0], [0.0, 30.0, 1.0]])
+    ids = np.array([0, 1])
     with jax.enable_x64(True):
-        z = np.array([[20.0, 0.0, -5.0]])
-        want = ref.softmax_focal(z, np.array([0]), 2.0)
-    got = losses.softmax_focal_loss(jnp.asarray(z, jnp.float32), jnp.array([0]), gamma=2.0)
-    np.testing.assert_allclose(got, want, rtol=1e-4)
-    assert want[0] < 1e-16 and got[0] > 0
+        p = np.exp(ref.log_softmax(z))[np.arange(2), ids]
+        one_minus_p = np.array([np.exp(0.0 - 12) + np.exp(-17.0), np.exp(-30.0) + np.exp(-29.0)])
+        one_minus_p = one_minus_p / (1 + one_minus_p)
+        assert np.allclose(1 - p[:1], one_minus_p[:1])
+    zf = jnp.asarray(z, jnp.float32)
+    for labels in (ids, np.eye(3, dtype=np.float32)[ids]):  # gather and full paths
+        fl = losses.softmax_focal_loss(zf, labels, gamma=2.0)
+        ce = losses.weighted_softmax_cross_entropy(zf, labels)
+        np.testing.assert_allclose((fl / ce)[0], one_minus_p[0] ** 2, rtol=1e-4)
+        assert np.isfinite(np.asarray(fl)).all() and (np.asarray(fl) >= 0).all()
+        g = jax.grad(lambda x: jnp.sum(losses.softmax_focal_loss(x, labels, gamma=0.5)))(zf)
+        assert np.isfinite(np.asarray(g)).all()
 
 
 @pytest.mark.parametrize("name", LOSS_NAMES)

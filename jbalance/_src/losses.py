@@ -565,23 +565,27 @@ def _softmax_targets(labels: Any, logits_shape: tuple[int, ...], cdt: Any) -> Ar
                     f"{labels.dtype}.")
 
 
-def _argmax_split(z: Array) -> tuple[Array, Array, Array]:
-    """(is_max, m, d): one-hot arg-max, its logit, and logsumexp(other logits) - m."""
-    is_max = jax.nn.one_hot(jnp.argmax(z, axis=-1), z.shape[-1], dtype=jnp.bool_)
-    # z at the arg-max (not jnp.max, whose derivative is shared between tied classes).
-    m = jnp.sum(jnp.where(is_max, z, jnp.zeros((), z.dtype)), axis=-1, keepdims=True)
-    d = jax.nn.logsumexp(jnp.where(is_max, -jnp.inf, z), axis=-1, keepdims=True) - m
-    return is_max, m, d
+def _first_max(z: Array) -> Array:
+    """One-hot (bool) of the first arg-max along the last axis."""
+    # Two plain reductions (max, then smallest index attaining it): several times faster on
+    # XLA:CPU than jnp.argmax's variadic (value, index) reduction.
+    m = jnp.max(z, axis=-1, keepdims=True)
+    iota = jax.lax.broadcasted_iota(jnp.int32, z.shape, z.ndim - 1)
+    first = jnp.min(jnp.where(z == m, iota, z.shape[-1]), axis=-1, keepdims=True)
+    return iota == first
 
 
-def _log_p_and_log1m_p(z: Array, is_max: Array, m: Array, d: Array) -> tuple[Array, Array]:
-    # The arg-max class has p = sigmoid(-d) and 1 - p = sigmoid(d): both logs are exact
-    # log-sigmoids, where the usual z - logsumexp(z) rounds log p to 0 (and 1 - p to 0) once
-    # the other classes fall below eps. Every other class has p <= 1/2, where log1p(-p) is
-    # accurate. All pieces have smooth, finite derivatives, even where 1 - p underflows.
-    log_p = jnp.where(is_max, jax.nn.log_sigmoid(-d), z - (m + jax.nn.softplus(d)))
+def _log1m_softmax(z: Array, log_p: Array, is_max: Array, z_max: Array) -> Array:
+    """log(1 - p) for p = softmax(z), given log p, accurate and smooth for any logits."""
+    # Every class but the arg-max has p <= 1/2, where log1p(-p) is accurate. For the arg-max,
+    # 1 - p = sigmoid(d) with d = logsumexp(other logits) - max logit: an exact log-sigmoid
+    # with smooth, finite derivatives even where 1 - p underflows (1 - exp(log p) would be 0
+    # and its log -inf). `z_max` is z at the arg-max (not jnp.max, whose derivative is shared
+    # between tied classes); `is_max` marks the arg-max within `log_p`'s last axis.
+    all_max = _first_max(z)
+    d = jax.nn.logsumexp(jnp.where(all_max, -jnp.inf, z), axis=-1, keepdims=True) - z_max
     p_rest = jnp.where(is_max, jnp.zeros((), z.dtype), jnp.exp(log_p))
-    return log_p, jnp.where(is_max, jax.nn.log_sigmoid(d), jnp.log1p(-p_rest))
+    return jnp.where(is_max, jax.nn.log_sigmoid(d), jnp.log1p(-p_rest))
 
 
 def _softmax_loss(logits: Any, labels: Any, gamma: Any, class_weights: Any,
@@ -605,26 +609,25 @@ def _softmax_loss(logits: Any, labels: Any, gamma: Any, class_weights: Any,
         q = w * q
     mask = _mask(where, shape[:-1], "(`logits.shape[:-1]`)")
     g = None if gamma is None else _hyper(gamma, "gamma", shape[:-1], cdt, low=0.0)[..., None]
-    if num_classes == 1:
-        # p = 1 exactly: log p = 0 and the loss is 0 whatever the focal factor.
-        log_p, log1m_p = jnp.zeros_like(z), jnp.zeros_like(z)
-    elif class_ids and not smoothing:
+    zero = jnp.zeros((), cdt)
+    if class_ids and not smoothing:
         # Hard labels: only the label's class enters the sum, so gather it (no per-class
-        # exp/log1p; about the cost of a plain cross-entropy). q here is w_y * onehot.
-        is_max, m, d = _argmax_split(z)
-        onehot = hard
+        # exp/log1p; the cost of a plain cross-entropy). q here is w_y * onehot.
         coef = jnp.sum(q, axis=-1, keepdims=True)
-        y_max = jnp.any(onehot & is_max, axis=-1, keepdims=True)
-        z_y = jnp.sum(jnp.where(onehot, z, jnp.zeros((), cdt)), axis=-1, keepdims=True)
-        log_p, log1m_p = _log_p_and_log1m_p(z_y, y_max, m, d)
-        if g is not None:
-            coef = coef * jnp.exp(g * log1m_p)
+        z_y = jnp.sum(jnp.where(hard, z, zero), axis=-1, keepdims=True)
+        log_p = z_y - jax.nn.logsumexp(z, axis=-1, keepdims=True)
+        if g is not None and num_classes > 1:
+            is_max = _first_max(z)
+            y_max = jnp.any(hard & is_max, axis=-1, keepdims=True)
+            z_max = jnp.sum(jnp.where(is_max, z, zero), axis=-1, keepdims=True)
+            coef = coef * jnp.exp(g * _log1m_softmax(z, log_p, y_max, z_max))
         loss = -(coef * log_p)[..., 0]
         return _apply_mask(loss, mask).astype(dtype)
-    else:
-        log_p, log1m_p = _log_p_and_log1m_p(z, *_argmax_split(z))
-    if g is not None:
-        q = q * jnp.exp(g * log1m_p)
+    log_p = jax.nn.log_softmax(z, axis=-1)
+    if g is not None and num_classes > 1:  # With one class p = 1 and log p = 0: no factor.
+        is_max = _first_max(z)
+        z_max = jnp.sum(jnp.where(is_max, z, zero), axis=-1, keepdims=True)
+        q = q * jnp.exp(g * _log1m_softmax(z, log_p, is_max, z_max))
     loss = -jnp.sum(q * log_p, axis=-1)
     return _apply_mask(loss, mask).astype(dtype)
 
