@@ -207,7 +207,7 @@ def _albumentations_row(case, images, boxes, classes, valid, size, repeats):
     except Exception as e:  # noqa: BLE001 - a peer failing to run is reported, not fatal.
         return Row(case, "albumentations Mosaic", None,
                    note=f"failed: {type(e).__name__}: {str(e)[:80]}")
-    return Row(case, "albumentations Mosaic", sec, note="per image, NumPy in/out, 640x640 out")
+    return Row(case, "albumentations Mosaic", sec, note=f"per image, NumPy in/out, {size}x{size} out")
 
 
 def _ultralytics_row(case, images, boxes, classes, valid, size, repeats):
