@@ -31,7 +31,6 @@ import ctypes
 import functools
 import importlib.util
 import os
-import sys
 import time
 
 import numpy as np
@@ -39,7 +38,6 @@ import numpy as np
 from benchmarks import _harness
 from benchmarks._harness import Row
 
-_SITE_NOTE = "same process, same allocator settings"
 
 
 def _set_steady_allocator() -> bool:
@@ -207,7 +205,8 @@ def _albumentations_row(case, images, boxes, classes, valid, size, repeats):
     except Exception as e:  # noqa: BLE001 - a peer failing to run is reported, not fatal.
         return Row(case, "albumentations Mosaic", None,
                    note=f"failed: {type(e).__name__}: {str(e)[:80]}")
-    return Row(case, "albumentations Mosaic", sec, note=f"per image, NumPy in/out, {size}x{size} out")
+    return Row(case, "albumentations Mosaic", sec,
+               note=f"per image, NumPy in/out, {size}x{size} out")
 
 
 def _ultralytics_row(case, images, boxes, classes, valid, size, repeats):
@@ -278,8 +277,9 @@ def _mosaic_cases(quick: bool, steady: bool) -> list[Row]:
     sec_b = _harness.time_fn(lambda: big(next(keys), *dev), repeats=repeats)
     rows.append(Row(case, f"jbalance, {2 * size}x{2 * size} canvas", sec_b,
                     note="ultralytics' output size"))
-    rows.append(_albumentations_row(case, images, boxes, classes, valid, size, max(2, repeats // 3)))
-    rows.append(_ultralytics_row(case, images, boxes, classes, valid, size, max(2, repeats // 3)))
+    peer_repeats = max(2, repeats // 3)
+    rows.append(_albumentations_row(case, images, boxes, classes, valid, size, peer_repeats))
+    rows.append(_ultralytics_row(case, images, boxes, classes, valid, size, peer_repeats))
     rows.append(_floor_row(case, images.nbytes, repeats))
     return rows
 

@@ -27,6 +27,8 @@ def _jitted(fn, options):
 
 def J(fn, **options):
     """``fn`` under `jax.jit` with static keyword options, compiled once per signature."""
+    if options.get("mode") == "elem":  # the default: share the compilation
+        del options["mode"]
     return _jitted(fn, tuple(sorted(options.items())))
 
 
@@ -334,7 +336,8 @@ def test_box_drawn_in_source_is_found_at_its_new_coordinates(out_hw):
         for j in range(m):  # two disjoint integer boxes: left half and right half
             x1 = rng.integers(0, w // 2 - 4) + j * (w // 2)
             y1 = rng.integers(0, h - 6)
-            x2, y2 = x1 + rng.integers(3, w // 2 - (x1 - j * (w // 2))), y1 + rng.integers(4, h - y1)
+            x2 = x1 + rng.integers(3, w // 2 - (x1 - j * (w // 2)))
+            y2 = y1 + rng.integers(4, h - y1)
             boxes[s, j] = (x1, y1, x2, y2)
             images[s, y1:y2, x1:x2] = (s + 1, j + 1, 255)
     classes = np.zeros((b, m), np.int32)
@@ -462,24 +465,23 @@ def test_vmap_of_one_example_functions_equals_batch(getkey):
             np.testing.assert_allclose(np.asarray(g, np.float64), np.asarray(w, np.float64),
                                        rtol=1e-6, atol=1e-6)
 
-    for batch_fn, one_fn, data in ((augment.mixup, augment.mixup_one, (xf, y)),
-                                   (augment.cutmix, augment.cutmix_one, (x, y))):
-        for mode in ("elem", "batch"):
-            keys, p = _derive(key, b, mode=mode)
-            want = jax.jit(jax.vmap(lambda k, *a, f=one_fn: f(k, *a, alpha=0.5)))(
-                    keys, *data, *(d[p[:, 0]] for d in data))
-            same(J(batch_fn, mode=mode)(key, *data, alpha=0.5), want)
-    for tiles in (2, 4):
-        keys, p = _derive(key, b, num_partners=tiles - 1)
-        s = np.concatenate([np.arange(b)[:, None], p], 1)
-        want = jax.jit(jax.vmap(lambda k, a, c, t=tiles: augment.mosaic_one(k, a, c, tiles=t)))(
-                keys, x[s], y[s])
-        same(J(augment.mosaic, tiles=tiles)(key, x, y), want)
-        want = jax.jit(jax.vmap(lambda k, *a, t=tiles: augment.mosaic_boxes_one(
-                k, *a, tiles=t, output_size=(20, 16))))(keys, x[s], boxes[s], classes[s],
-                                                         valid[s])
-        same(J(augment.mosaic_boxes, tiles=tiles, output_size=(20, 16))(
-                key, x, boxes, classes, valid), want)
+    # One mode / tile count per function keeps compilations down (the others share the code).
+    for batch_fn, one_fn, data, mode in ((augment.mixup, augment.mixup_one, (xf, y), "batch"),
+                                         (augment.cutmix, augment.cutmix_one, (x, y), "elem")):
+        keys, p = _derive(key, b, mode=mode)
+        want = jax.jit(jax.vmap(lambda k, *a, f=one_fn: f(k, *a, alpha=0.5)))(
+                keys, *data, *(d[p[:, 0]] for d in data))
+        same(J(batch_fn, mode=mode)(key, *data, alpha=0.5), want)
+    keys, p = _derive(key, b, num_partners=1)
+    s = np.concatenate([np.arange(b)[:, None], p], 1)
+    want = jax.jit(jax.vmap(lambda k, a, c: augment.mosaic_one(k, a, c, tiles=2)))(
+            keys, x[s], y[s])
+    same(J(augment.mosaic, tiles=2)(key, x, y), want)
+    keys, p = _derive(key, b, num_partners=3)
+    s = np.concatenate([np.arange(b)[:, None], p], 1)
+    want = jax.jit(jax.vmap(lambda k, *a: augment.mosaic_boxes_one(k, *a, output_size=(20, 16))))(
+            keys, x[s], boxes[s], classes[s], valid[s])
+    same(J(augment.mosaic_boxes, output_size=(20, 16))(key, x, boxes, classes, valid), want)
     keys, p = _derive(key, b)
     p = p[:, 0]
     want = jax.jit(jax.vmap(augment.mixup_boxes_one))(keys, xf, boxes, classes, valid, xf[p],

@@ -99,8 +99,8 @@ def _check_detection(images, boxes, classes, valid, *, batched: bool, prefix: st
     checks.check_rank(valid, 1 + lead, f"{prefix}valid",
                       "[batch, max_boxes]" if batched else "[max_boxes]")
     if jnp.result_type(valid) != jnp.bool_:
-        raise TypeError(f"`{prefix}valid` must be boolean (True for real boxes, False for padding), "
-                        f"got {jnp.result_type(valid)}.")
+        raise TypeError(f"`{prefix}valid` must be boolean (True for real boxes, False for "
+                        f"padding), got {jnp.result_type(valid)}.")
     m = np.shape(boxes)[:-1]
     for name, arr in ((f"{prefix}classes", classes), (f"{prefix}valid", valid)):
         if tuple(np.shape(arr)) != tuple(m):
