@@ -3,6 +3,7 @@
 import argparse
 import datetime
 import importlib
+import os
 import pathlib
 import shlex
 import sys
@@ -16,6 +17,9 @@ MODULES = ("losses", "augment", "resample", "io")
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    parser.add_argument("--full", action="store_true",
+                        help="also the huge opt-in cases (1M/10M-image solver, exact LP at "
+                             "1M x 1000, DataEval interclass): tens of minutes")
     parser.add_argument("--only", default=",".join(MODULES),
                         help=f"comma-separated subset of {', '.join(MODULES)}")
     parser.add_argument("--write", metavar="PATH",
@@ -26,6 +30,8 @@ def main(argv=None) -> int:
     unknown = sorted(set(names) - set(MODULES))
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; choose from {list(MODULES)}")
+    if args.full:
+        os.environ["JBALANCE_BENCH_FULL"] = "1"  # read by the modules that have huge cases
     machine = _harness.machine_line()
     print(machine, flush=True)
     sections, failed = [], False
