@@ -284,8 +284,36 @@ def _mosaic_cases(quick: bool, steady: bool) -> list[Row]:
     return rows
 
 
+def _scaling_cases(quick: bool) -> list[Row]:
+    """Batch-size scaling (issue 7): time per batch from 8 to 512 examples of 128x128x3 f32.
+
+    The ratio column is time(B) / time(8): linear scaling reads 4x per 4x batch; less than
+    that means per-call overhead is being amortised.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from jbalance import augment
+
+    side, k = (32, 10) if quick else (128, 100)
+    batches = (8, 32) if quick else (8, 32, 128, 512)
+    rows: list[Row] = []
+    for name in ("mixup", "cutmix", "mosaic"):
+        fn = jax.jit(getattr(augment, name))
+        case = f"scaling {name} [B,{side},{side},3] f32"
+        for b in batches:
+            key = jax.random.key(b)
+            images = jax.random.uniform(key, (b, side, side, 3), jnp.float32)
+            labels = jax.nn.one_hot(jnp.arange(b) % k, k, dtype=jnp.float32)
+            sec = _harness.time_fn(lambda: fn(key, images, labels), repeats=5 if quick else 10)
+            rows.append(Row(case, f"jbalance B={b}", sec, baseline=(b == batches[0]),
+                            note=f"{b / sec:,.0f} images/s"))
+    return rows
+
+
 def run(quick: bool) -> list[Row]:
     rows = _classification_cases(quick, steady=False) + _mosaic_cases(quick, steady=False)
+    rows += _scaling_cases(quick)
     if _set_steady_allocator():
         rows += _classification_cases(quick, steady=True) + _mosaic_cases(quick, steady=True)
     else:
