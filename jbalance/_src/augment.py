@@ -340,13 +340,19 @@ def mixup(key: PRNGKey, images: ArrayLike, labels: ArrayLike, *, alpha: ArrayLik
       Zhang et al., `mixup: Beyond Empirical Risk Minimization
       <https://arxiv.org/abs/1710.09412>`_, ICLR 2018.
     """
+    return _pairwise_batch(mixup_one, key, images, labels, alpha=alpha, mode=mode,
+                           partner_weights=partner_weights)
+
+
+def _pairwise_batch(one, key, images, labels, *, alpha, mode, partner_weights):
+    """The batch body shared by `mixup` and `cutmix`: checks, partners, per-example keys."""
     _check_batch_classification(key, images, labels, mode, partner_weights)
     _check_alpha(alpha)
     images, labels = jnp.asarray(images), jnp.asarray(labels)
     b = images.shape[0]
     key_partners, keys = _example_keys(key, b, mode)
     p = partner_indices(key_partners, b, partner_weights=partner_weights)[:, 0]
-    fn = jax.vmap(lambda k, x, y, xp, yp: mixup_one(k, x, y, xp, yp, alpha=alpha))
+    fn = jax.vmap(lambda k, x, y, xp, yp: one(k, x, y, xp, yp, alpha=alpha))
     return fn(keys, images, labels, _take(images, p), _take(labels, p))
 
 
@@ -485,14 +491,8 @@ def cutmix(key: PRNGKey, images: ArrayLike, labels: ArrayLike, *, alpha: ArrayLi
       Yun et al., `CutMix: Regularization Strategy to Train Strong Classifiers with
       Localizable Features <https://arxiv.org/abs/1905.04899>`_, ICCV 2019.
     """
-    _check_batch_classification(key, images, labels, mode, partner_weights)
-    _check_alpha(alpha)
-    images, labels = jnp.asarray(images), jnp.asarray(labels)
-    b = images.shape[0]
-    key_partners, keys = _example_keys(key, b, mode)
-    p = partner_indices(key_partners, b, partner_weights=partner_weights)[:, 0]
-    fn = jax.vmap(lambda k, x, y, xp, yp: cutmix_one(k, x, y, xp, yp, alpha=alpha))
-    return fn(keys, images, labels, _take(images, p), _take(labels, p))
+    return _pairwise_batch(cutmix_one, key, images, labels, alpha=alpha, mode=mode,
+                           partner_weights=partner_weights)
 
 
 # --------------------------------------------------------------------------------------------
