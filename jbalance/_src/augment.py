@@ -830,6 +830,18 @@ def _move_boxes(boxes: Array, valid: Array, rects: Array, offsets: Array, h: int
     return jnp.where(keep[..., None], out, jnp.zeros((), dt)), keep
 
 
+
+def _mosaic_boxes_inputs(key, images, boxes, classes, valid, tiles, min_size, min_visible,
+                         centre):
+    """Checks shared by `mosaic_boxes_one` and `mosaic_boxes`; returns the inputs as arrays."""
+    _check_key(key)
+    _check_tiles(tiles)
+    _check_images(images, 4, "images")
+    _check_detection(images, boxes, classes, valid, batched=True)
+    _check_box_options(min_size, min_visible, centre)
+    return (jnp.asarray(images), jnp.asarray(boxes), jnp.asarray(classes),
+            jnp.asarray(valid))
+
 def mosaic_boxes_one(key: PRNGKey, images: ArrayLike, boxes: ArrayLike, classes: ArrayLike,
                      valid: ArrayLike, *, tiles: int = 4,
                      output_size: tuple[int, int] | None = None,
@@ -883,16 +895,11 @@ def mosaic_boxes_one(key: PRNGKey, images: ArrayLike, boxes: ArrayLike, classes:
       Bochkovskiy et al., `YOLOv4: Optimal Speed and Accuracy of Object Detection
       <https://arxiv.org/abs/2004.10934>`_, 2020.
     """
-    _check_key(key)
-    _check_tiles(tiles)
-    _check_images(images, 4, "images")
-    _check_detection(images, boxes, classes, valid, batched=True)
-    if np.shape(images)[0] != tiles:
+    images, boxes, classes, valid = _mosaic_boxes_inputs(
+        key, images, boxes, classes, valid, tiles, min_size, min_visible, centre)
+    if images.shape[0] != tiles:
         raise ValueError(f"`images` must hold `tiles`={tiles} sources along axis 0, got shape "
-                         f"{tuple(np.shape(images))}.")
-    _check_box_options(min_size, min_visible, centre)
-    images = jnp.asarray(images)
-    boxes, classes, valid = jnp.asarray(boxes), jnp.asarray(classes), jnp.asarray(valid)
+                         f"{tuple(images.shape)}.")
     h, w = images.shape[1], images.shape[2]
     oh, ow = _output_size(output_size, (h, w))
     rects, offsets = mosaic_layout(key, (h, w), tiles=tiles, output_size=(oh, ow),
@@ -962,14 +969,9 @@ def mosaic_boxes(key: PRNGKey, images: ArrayLike, boxes: ArrayLike, classes: Arr
       Bochkovskiy et al., `YOLOv4: Optimal Speed and Accuracy of Object Detection
       <https://arxiv.org/abs/2004.10934>`_, 2020.
     """
-    _check_key(key)
-    _check_tiles(tiles)
-    _check_images(images, 4, "images")
-    _check_detection(images, boxes, classes, valid, batched=True)
+    images, boxes, classes, valid = _mosaic_boxes_inputs(
+        key, images, boxes, classes, valid, tiles, min_size, min_visible, centre)
     _check_partner_weights(partner_weights, np.shape(images)[0])
-    _check_box_options(min_size, min_visible, centre)
-    images = jnp.asarray(images)
-    boxes, classes, valid = jnp.asarray(boxes), jnp.asarray(classes), jnp.asarray(valid)
     b, h, w = images.shape[:3]
     m = boxes.shape[1]
     oh, ow = _output_size(output_size, (h, w))

@@ -1229,10 +1229,3 @@ def write_label_set(path: PathLike, label_set: LabelSet) -> pathlib.Path:
                         class_names=np.asarray(label_set.class_names, dtype=str),
                         image_ids=np.asarray(label_set.image_ids, dtype=str))
     return path if path.suffix else path.with_suffix(".npz")
-
-
-__all__ = [
-    "LabelFormatError", "LabelSet", "detect_format", "from_counts", "load", "read_coco",
-    "read_csv", "read_numpy", "read_repeats", "read_voc", "read_yolo", "write_indices",
-    "write_label_set", "write_repeats",
-]

@@ -30,13 +30,6 @@ import numpy as np
 from jbalance._src import checks
 from jbalance._src.typing import Array, ArrayLike
 
-__all__ = [
-    "classification_report",
-    "confusion_matrix",
-    "multilabel_classification_report",
-    "multilabel_confusion_matrix",
-    "report_from_confusion",
-]
 
 
 def _check_num_classes(num_classes: Any) -> int:

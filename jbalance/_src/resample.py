@@ -1178,7 +1178,3 @@ def summary(counts: Any, repeats: ArrayLike) -> Summary:
                    cv_before=cb, cv_after=ca, dropped=int((r == 0).sum()),
                    duplicated=int((r > 1).sum()), size_before=int(obj.num_images),
                    size_after=int(np.asarray(r, np.int64).sum()), erased=erased)
-
-
-__all__ = ["Solution", "Summary", "solve", "solve_path", "objective_value",
-           "repeat_factor_sampling", "stochastic_round", "indices", "summary"]
