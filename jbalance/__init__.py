@@ -7,6 +7,9 @@ Submodules:
   * `jbalance.metrics`  -- macro/micro metrics that do not hide the minority classes.
   * `jbalance.io`       -- readers for COCO, YOLO, Pascal VOC, CSV and NumPy label sets.
   * `jbalance.report`   -- the imbalance report for exploratory analysis.
+  * `jbalance.boxes`    -- box-format conversion and padding of detection labels.
+  * `jbalance.sampling` -- class-balanced and repeat-factor samplers (plain loops, grain, PyTorch).
+  * `jbalance.checks`   -- `checked`: the value checks under `jit`, through checkify.
 
 Submodules load on first use (PEP 562), so ``import jbalance`` stays cheap and
 ``from jbalance import losses`` works as usual.
@@ -17,7 +20,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("augment", "io", "losses", "metrics", "resample", "sharding")
+_SUBMODULES = ("augment", "boxes", "checks", "io", "losses", "metrics", "resample", "sampling", "sharding")
 __all__ = [*_SUBMODULES, "report", "__version__"]
 
 

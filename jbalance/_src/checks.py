@@ -1,18 +1,25 @@
 """Argument checks that raise clear errors naming the argument and the fix.
 
+This is the one place for the library's validation, ``where``-mask and dtype rules.
+
 Shape and dtype checks run at trace time (shapes and dtypes are static under `jit`), so a
 bad call fails when it is first traced rather than producing garbage. Value checks
-(``alpha > 0``, ``gamma >= 0``) run only when the value is concrete: a traced
-hyper-parameter (inside `jit`, `vmap` or `grad`) cannot be inspected without a host sync,
-and the docstrings of the public functions say what happens to out-of-range traced values.
+(``alpha > 0``, labels in range, finite counts) run on the host whenever the value is
+concrete (eager calls). Under `jit`, `vmap` or `grad` a value is a tracer and cannot be
+inspected without a host sync; there the same checks are emitted as
+`jax.experimental.checkify` checks when the caller wraps the function with `checked`
+(the one documented way), and are skipped otherwise.
 """
 
-from collections.abc import Sequence
+import contextvars
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import checkify as _checkify
 
 
 def is_concrete(x: Any) -> bool:
@@ -115,3 +122,139 @@ def check_one_of(value: Any, options: Sequence[Any], name: str) -> None:
     if value not in options:
         listed = ", ".join(repr(o) for o in options)
         raise ValueError(f"`{name}` must be one of {listed}; got {value!r}.")
+
+
+# ----------------------------------------------------------------------------------------
+# Value checks that also hold under `jit` (through checkify).
+# ----------------------------------------------------------------------------------------
+
+_CHECKIFY = contextvars.ContextVar("jbalance_checkify", default=False)
+
+
+def require(ok: Any, message: str, error: type[Exception] = ValueError) -> None:
+    """Asserts ``all(ok)``: raises ``error(message)`` eagerly, or a checkify check under `checked`.
+
+    ``ok`` is a boolean scalar or array (True where the input is fine). When it is concrete
+    the check runs now on the host. When it is traced it becomes a `checkify.check` if the
+    caller is being traced inside `checked`, and is skipped otherwise (a plain `jit` cannot
+    raise on a value).
+    """
+    if is_concrete(ok):
+        if not bool(np.all(np.asarray(ok))):
+            raise error(message)
+    elif _CHECKIFY.get():
+        _checkify.check(jnp.all(ok), message)
+
+
+def checked(fn: Callable[..., Any], *, errors: Any = None) -> Callable[..., Any]:
+    """Returns ``fn`` wrapped so that jbalance's value checks also hold under `jit`.
+
+    The result follows `jax.experimental.checkify.checkify`: it returns ``(error, out)``;
+    call ``error.throw()`` (outside `jit`) to raise the first failed check as a
+    `checkify.JaxRuntimeError` whose message is the same as the eager `ValueError`'s.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from jbalance import checks, losses
+    >>> f = jax.jit(checks.checked(losses.weighted_softmax_cross_entropy))
+    >>> err, loss = f(jnp.zeros((2, 3)), jnp.array([0, 5]))
+    >>> err.get() is not None
+    True
+
+    Args:
+      fn: any function that calls jbalance (jit it *outside*: ``jax.jit(checked(fn))``).
+      errors: the checkify error set; default ``checkify.user_checks`` (jbalance's own
+        checks). Add ``checkify.float_checks`` to also catch NaNs produced anywhere.
+    """
+    errors = _checkify.user_checks if errors is None else errors
+
+    @functools.wraps(fn)
+    def with_checks(*args: Any, **kwargs: Any) -> Any:
+        token = _CHECKIFY.set(True)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _CHECKIFY.reset(token)
+
+    return _checkify.checkify(with_checks, errors=errors)
+
+
+def check_finite(x: Any, name: str, fix: str = "") -> None:
+    """Raises (eagerly) / checks (under `checked`) that every entry of ``x`` is finite."""
+    if x is None:
+        return
+    if is_concrete(x):
+        arr = np.asarray(x)
+        if np.issubdtype(arr.dtype, np.inexact) and not np.isfinite(arr).all():
+            bad = arr[~np.isfinite(arr)].ravel()[0]
+            raise ValueError(f"`{name}` must be finite, got {bad}.{' ' + fix if fix else ''}")
+        return
+    if jnp.issubdtype(jnp.result_type(x), jnp.inexact):
+        require(jnp.isfinite(x), f"`{name}` must be finite.{' ' + fix if fix else ''}")
+
+
+def check_nonnegative(x: Any, name: str, fix: str = "") -> None:
+    """Checks that ``x`` is finite and ``>= 0`` (counts, weights)."""
+    if x is None:
+        return
+    check_finite(x, name, fix)
+    if is_concrete(x):
+        arr = np.asarray(x)
+        if arr.size and (arr < 0).any():
+            raise ValueError(
+                    f"`{name}` must be non-negative, got a minimum of {arr.min():g}."
+                    f"{' ' + fix if fix else ''}")
+        return
+    require(jnp.asarray(x) >= 0, f"`{name}` must be non-negative.{' ' + fix if fix else ''}")
+
+
+# ----------------------------------------------------------------------------------------
+# The dtype rule and the `where` rule, shared by every module.
+# ----------------------------------------------------------------------------------------
+
+
+def compute_dtype(dtype: Any) -> Any:
+    """The dtype arithmetic runs in: at least float32 (float64 stays float64).
+
+    exp/log1p and blends in 16 bits lose ~3 significant digits and overflow early (float16
+    at 65504); computing in float32 and casting back is more accurate and no slower on CPU.
+    """
+    dtype = jnp.dtype(dtype)
+    if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize >= 4:
+        return dtype
+    return jnp.dtype(jnp.float32)
+
+
+def broadcast(x: Any, shape: Sequence[int], name: str, shape_doc: str = "") -> jax.Array:
+    """Broadcasts ``x`` to ``shape`` explicitly (the library runs under rank promotion
+    "raise") or raises a `ValueError` naming the argument."""
+    x = jnp.asarray(x)
+    try:
+        out = np.broadcast_shapes(x.shape, tuple(shape))
+    except ValueError:
+        out = None
+    if out != tuple(shape):
+        doc = f" {shape_doc}" if shape_doc else ""
+        raise ValueError(
+                f"`{name}` has shape {x.shape}, which does not broadcast to {tuple(shape)}{doc}.")
+    return jnp.broadcast_to(x, tuple(shape))
+
+
+def mask(where: Any, shape: Sequence[int], shape_doc: str = "", name: str = "where"
+         ) -> jax.Array | None:
+    """The ``where=`` rule of every jbalance function.
+
+    ``None`` (everything counts) or a boolean/integer mask (non-zero = counts) that
+    broadcasts to ``shape``; returns a boolean array of exactly ``shape``. Real-valued
+    weights are refused: they belong in a loss weight, not a mask.
+    """
+    if where is None:
+        return None
+    where = jnp.asarray(check_array(where, name))
+    if not (where.dtype == jnp.bool_ or jnp.issubdtype(where.dtype, jnp.integer)):
+        raise TypeError(
+                f"`{name}` must be a boolean mask, got dtype {where.dtype}. For real-valued "
+                f"per-example weights multiply the loss, or pass them to "
+                f"`reduce_loss(weights=...)`.")
+    if where.dtype != jnp.bool_:
+        where = where != 0
+    return broadcast(where, shape, name, shape_doc)
