@@ -1,13 +1,14 @@
 # Two commands set everything up on a fresh machine with Python 3.11+:
 #   make demo   -- the main job: the whole story on a real label set
-#   make test   -- creates the environment and runs the whole test suite
+#   make test   -- creates the environment and runs the whole test suite (what CI runs)
+#   make test-fast -- the quick loop: everything not marked `slow` (a few minutes)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # 8 virtual CPU devices so that sharding is exercised on any machine.
 export XLA_FLAGS ?= --xla_force_host_platform_device_count=8
 
-.PHONY: venv demo test bench bench-env gpu-check study clean
+.PHONY: venv demo test test-fast bench bench-env gpu-check study clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -23,6 +24,9 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest -q
+
+test-fast: venv
+	$(PY) -m pytest -q -m "not slow"
 
 # The benchmark peers (torch, timm, ...) are heavy: they live in their own environment.
 BVENV ?= .venv-bench

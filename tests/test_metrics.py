@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jbalance import metrics
+from jbalance import checks, metrics
 
 sk = pytest.importorskip("sklearn.metrics")
 
@@ -127,11 +127,18 @@ def test_all_masked_gives_zeros_not_nan():
     assert float(r["accuracy"]) == 0.0 and float(r["macro_f1"]) == 0.0
 
 
-def test_out_of_range_values_are_dropped():
+def test_out_of_range_values_raise_eagerly_and_are_dropped_under_jit():
     y = jnp.array([0, 1, 5, -1], jnp.int32)
     p = jnp.array([0, 3, 1, 0], jnp.int32)  # 3 is out of range for num_classes=3
-    cm = metrics.confusion_matrix(y, p, num_classes=3)
+    with pytest.raises(ValueError, match="labels"):
+        metrics.confusion_matrix(y, p, num_classes=3)
+    # Under a plain jit values cannot be checked: never aliased onto a real cell.
+    cm = jax.jit(metrics.confusion_matrix, static_argnames="num_classes")(y, p, num_classes=3)
     assert int(cm.sum()) == 1 and int(cm[0, 0]) == 1
+    # Under checks.checked the eager error is kept.
+    err, _ = jax.jit(checks.checked(functools.partial(metrics.confusion_matrix,
+                                                      num_classes=3)))(y, p)
+    assert "labels" in str(err.get())
 
 
 def test_summed_batches_equal_whole_set():
@@ -314,7 +321,11 @@ def test_eval_shape_and_dtypes():
     (dict(labels=np.zeros((3, 4), np.int32), predictions=np.zeros((3, 4), np.int32)),
      ValueError, "labels"),
     (dict(labels=np.zeros(3, np.int32), predictions=np.zeros(3, np.int32),
-          where=np.ones(3, np.int32)), TypeError, "where"),
+          where=np.ones(3, np.float32)), TypeError, "where"),
+    (dict(labels=np.array([0, 3, 1], np.int32), predictions=np.zeros(3, np.int32)),
+     ValueError, "labels"),
+    (dict(labels=np.zeros(3, np.int32), predictions=np.array([0, -1, 1], np.int32)),
+     ValueError, "predictions"),
     (dict(labels=np.zeros(3, np.int32), predictions=np.zeros(3, np.int32),
           where=np.ones(2, bool)), ValueError, "where"),
 ])

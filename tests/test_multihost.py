@@ -25,6 +25,7 @@ def _losses(num_processes: int, devices_per_process: int) -> list[float]:
     return [float(v) for *_, v in found]
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process():
     one = _losses(1, 4)
     two = _losses(2, 2)

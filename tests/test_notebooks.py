@@ -29,6 +29,7 @@ def test_stored_with_outputs_cleared(path):
             assert cell["outputs"] == [] and cell["execution_count"] is None, path.name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(path, monkeypatch):
     # The kernel inherits this environment: toy sizes, no display, no GPU preallocation.

@@ -43,15 +43,8 @@ def _check_num_classes(num_classes: Any) -> int:
 
 
 def _check_where(where: Any, shape: tuple[int, ...], name: str = "where") -> Array | None:
-    if where is None:
-        return None
-    where = checks.check_array(where, name)
-    if jnp.result_type(where) != jnp.bool_:
-        raise TypeError(f"`{name}` must be a boolean mask, got dtype {jnp.result_type(where)}.")
-    if tuple(np.shape(where)) != shape:
-        raise ValueError(f"`{name}` must have shape {shape} (one flag per example), got "
-                         f"{tuple(np.shape(where))}.")
-    return jnp.asarray(where)
+    # The library-wide rule (checks.mask): bool or integer (non-zero = counts), broadcastable.
+    return checks.mask(where, shape, "(one flag per example)", name)
 
 
 def _float_dtype() -> Any:
@@ -87,7 +80,12 @@ def _multiclass_inputs(labels: Any, predictions: Any, num_classes: int,
         checks.check_integer(predictions, "predictions")
     checks.check_same_batch({"labels": labels, "predictions": predictions})
     where = _check_where(where, (np.shape(labels)[0],))
-    return jnp.asarray(labels), jnp.asarray(predictions), where
+    labels, predictions = jnp.asarray(labels), jnp.asarray(predictions)
+    for name, x in (("labels", labels), ("predictions", predictions)):
+        checks.require((x >= 0) & (x < num_classes),
+                       f"`{name}` must hold class indices in [0, {num_classes}); mask examples "
+                       f"out with `where=` instead of using out-of-range ids.")
+    return labels, predictions, where
 
 
 def _multilabel_inputs(labels: Any, predictions: Any, num_classes: int,
@@ -150,17 +148,19 @@ def confusion_matrix(labels: ArrayLike, predictions: ArrayLike, *, num_classes: 
       predictions: Predicted classes, integer ``[N]``, or floating scores ``[N, num_classes]``
         (multi-class); a 0/1 matrix ``[N, num_classes]`` (multi-label).
       num_classes: Number of classes ``C``. Static (it sets the output shape).
-      where: Optional boolean mask ``[N]``: only examples where it is True are counted. For
-        multi-label data a mask ``[N, num_classes]`` masks single labels.
+      where: Optional boolean (or integer, non-zero = True) mask ``[N]``: only examples where
+        it is True are counted. For multi-label data a mask ``[N, num_classes]`` masks single
+        labels.
 
     Returns:
-      int32 ``[C, C]`` (multi-class) or ``[C, 2, 2]`` (multi-label) counts. Multi-class
-      examples whose label or prediction lies outside ``[0, num_classes)`` are not counted
-      (under `jit` values cannot be checked, so they are dropped rather than raising).
+      int32 ``[C, C]`` (multi-class) or ``[C, 2, 2]`` (multi-label) counts.
 
     Raises:
-      TypeError: non-integer labels, non-static ``num_classes``, a non-boolean mask.
-      ValueError: wrong ranks or shapes, mismatched batch sizes, ``num_classes < 1``.
+      TypeError: non-integer labels, non-static ``num_classes``, a real-valued mask.
+      ValueError: wrong ranks or shapes, mismatched batch sizes, ``num_classes < 1``, a
+        multi-class label or prediction outside ``[0, num_classes)`` (eagerly; under `jit`
+        through `jbalance.checks.checked`, and otherwise such examples are not counted, never
+        aliased onto a real cell).
 
     Examples:
       >>> import jax.numpy as jnp

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from jbalance._src import tables
+
 
 @dataclasses.dataclass(frozen=True)
 class ClassPair:
@@ -94,20 +96,7 @@ class ImbalanceReport:
     def as_dict(self) -> dict[str, Any]:
         """Plain Python types only (``json.dumps`` works; ``inf`` becomes ``null``)."""
 
-        def clean(v: Any) -> Any:
-            if isinstance(v, np.ndarray):
-                return [clean(x) for x in v.tolist()]
-            if isinstance(v, (tuple, list)):
-                return [clean(x) for x in v]
-            if isinstance(v, ClassPair):
-                return {k: clean(x) for k, x in dataclasses.asdict(v).items()}
-            if isinstance(v, float) and not math.isfinite(v):
-                return None
-            if isinstance(v, np.generic):
-                return clean(v.item())
-            return v
-
-        out = {f.name: clean(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        out = {f.name: tables.jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
         out["num_classes"] = self.num_classes
         return out
 
@@ -318,12 +307,7 @@ def report(counts: Any, *, class_names: Sequence[str] | None = None, top_pairs: 
     shares = objects / total if total else np.zeros(c)
     nz = shares[shares > 0]
     eff = float(np.exp(-np.sum(nz * np.log(nz)))) if total else 0.0
-    mean = objects.mean()
-    cv = float(objects.std() / mean) if mean > 0 else 0.0
-
-    def ratio(v: np.ndarray) -> float:
-        lo = v.min()
-        return float(v.max() / lo) if lo > 0 else (math.inf if v.max() > 0 else 1.0)
+    ratio_objects, cv = tables.balance_stats(objects)
 
     order = np.argsort(-objects, kind="stable")
     median = float(np.median(objects))
@@ -356,8 +340,8 @@ def report(counts: Any, *, class_names: Sequence[str] | None = None, top_pairs: 
         majority_class=class_names[int(order[0])],
         majority_share=float(shares[order[0]]),
         minority_class=class_names[int(order[-1])],
-        imbalance_ratio=ratio(objects),
-        image_imbalance_ratio=ratio(images),
+        imbalance_ratio=ratio_objects,
+        image_imbalance_ratio=tables.balance_stats(images)[0],
         cv=cv,
         effective_num_classes=eff,
         empty_images=int((classes_per_image == 0).sum()),
