@@ -5,10 +5,18 @@ Cases (sizes depend on the mode; each row's note says which size ran):
 Times are medians of process CPU time over rounds that alternate the implementations (the
 machine is shared; wall times are in the notes).
 
-* ``coco N images / B boxes``: `jbalance.io.read_coco` (parse + count matrix) against
-  ``json.load`` alone (the floor every JSON reader pays) and pycocotools' ``COCO(path)``
-  (parse + index) followed by the count matrix from its index; plus peak resident memory of
-  the jbalance read measured in a fresh process.
+* ``coco N images / B boxes``: `jbalance.io.read_coco` (parse + count matrix; with msgspec
+  installed, the optional ``fast`` extra, its typed decoder, else ``json``), the same with
+  ``json`` forced, and with ``boxes=True`` (objects + image sizes, goal <= 1.5x counts),
+  against ``json.loads`` alone (the floor every ``json`` reader pays), ``orjson.loads``
+  alone, and pycocotools' ``COCO(path)`` (parse + index) followed by the count matrix from
+  its index (goal: jbalance >= 2x faster); plus peak resident memory (goal <= 1 GiB) of each
+  jbalance read in a fresh interpreter.
+
+Peak memory is the fresh process's ``VmHWM`` from ``/proc/self/status``, not
+``getrusage().ru_maxrss``: on Linux a child keeps the parent's ``ru_maxrss`` across
+fork + exec, so a child of a benchmark process that had grown to 2 GiB reports >= 2 GiB
+whatever it does (the 2.13 GiB once recorded here was that artefact).
 * ``yolo F files`` / ``voc F files``: the folder readers, one file per image.
 
 The files are synthetic (written here, Zipf-distributed classes) in a temporary folder.
@@ -92,15 +100,26 @@ def _pycocotools_counts(path: str) -> np.ndarray:
     return counts
 
 
-def _fresh_process_read(path: str) -> tuple[float, float]:
-    """(seconds, peak RSS GiB) of `read_coco` in a new interpreter (imports excluded)."""
-    code = ("import time, resource, jbalance.io as jio; t = time.perf_counter(); "
-            f"jio.read_coco({path!r}); dt = time.perf_counter() - t; "
-            "print(dt, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)")
+_PEAK = ("def _kib(key):\n"
+         "    for line in open('/proc/self/status'):\n"
+         "        if line.startswith(key):\n"
+         "            return int(line.split()[1])\n")
+
+
+def _fresh_process_read(path: str, *, boxes: bool = False,
+                        use_msgspec: bool = True) -> tuple[float, float, float]:
+    """(seconds, peak RSS GiB, GiB above the RSS after imports) of `read_coco`, measured in
+    a new interpreter (imports excluded from the time)."""
+    code = (("import sys; sys.modules['msgspec'] = None\n" if not use_msgspec else "")
+            + _PEAK + "import time, jbalance.io as jio\n"
+            "base = _kib('VmRSS'); t = time.perf_counter()\n"
+            f"jio.read_coco({path!r}, boxes={boxes})\n"
+            "print(time.perf_counter() - t, _kib('VmHWM') / 2**20, "
+            "(_kib('VmHWM') - base) / 2**20)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
-    seconds, rss = out.stdout.split()
-    return float(seconds), float(rss)
+    seconds, peak, above = out.stdout.split()
+    return float(seconds), float(peak), float(above)
 
 
 def _interleaved(fns: dict[str, Any], rounds: int) -> dict[str, tuple[float, float]]:
@@ -144,8 +163,30 @@ def run(quick: bool) -> list[Row]:
             with open(coco, "rb") as f:
                 return json.loads(f.read())
 
+        from jbalance._src.io import coco as coco_mod
+
+        fast = coco_mod._fast_decoder() is not None
+        parser = "msgspec" if fast else "json"
+
+        def json_reader(boxes=False):
+            real = coco_mod._fast_decoder
+            coco_mod._fast_decoder = lambda: None
+            try:
+                return jio.read_coco(coco, boxes=boxes)
+            finally:
+                coco_mod._fast_decoder = real
+
         fns: dict[str, Any] = {"jbalance.io.read_coco": lambda: jio.read_coco(coco),
-                               "json.loads only (floor)": json_only}
+                               "jbalance.io.read_coco boxes=True":
+                                   lambda: jio.read_coco(coco, boxes=True)}
+        if fast:
+            fns["jbalance.io.read_coco, json parser (no fast extra)"] = json_reader
+            fns["jbalance.io.read_coco boxes=True, json parser"] = \
+                lambda: json_reader(boxes=True)
+        fns["json.loads only (floor)"] = json_only
+        orjson, orjson_why = _harness.try_import("orjson")
+        if orjson is not None:
+            fns["orjson.loads only"] = lambda: orjson.loads(coco.read_bytes())
         mod, why = _harness.try_import("pycocotools.coco")
         same = None
         if mod is not None:
@@ -155,16 +196,30 @@ def run(quick: bool) -> list[Row]:
         for name, (cpu, wall) in times.items():
             note = f"wall {wall:.2f} s"
             if name == "jbalance.io.read_coco":
-                note += f"; counts {ours.counts.shape}, {int(ours.counts.sum())} objects"
+                note += (f"; parser {parser}; counts {ours.counts.shape}, "
+                         f"{int(ours.counts.sum())} objects")
             if name.startswith("pycocotools"):
                 note += f"; same counts: {same}"
-            rows.append(Row(case, name, cpu, note=note, baseline=name.startswith("jbalance")))
+            rows.append(Row(case, name, cpu, note=note, baseline=name == "jbalance.io.read_coco"))
         if mod is None:
             rows.append(Row(case, "pycocotools COCO() + counts", None, note=why))
-        seconds, rss = _fresh_process_read(str(coco))
-        rows.append(Row(case.replace(", CPU s", "") + " peak RSS",
-                        "jbalance.io.read_coco (fresh process)", rss, unit="GiB",
-                        baseline=True, note=f"wall {seconds:.2f} s"))
+        if orjson is None:
+            rows.append(Row(case, "orjson.loads only", None, note=orjson_why))
+        if not fast:
+            rows.append(Row(case, "jbalance.io.read_coco, msgspec parser", None,
+                            note="msgspec not installed (pip install 'jbalance[fast]')"))
+        peak_case = case.replace(", CPU s", "") + " peak RSS"
+        variants = [("counts", False, fast), ("boxes=True", True, fast)]
+        if fast:
+            variants.append(("counts, json parser", False, False))
+        for label, with_boxes, use_msgspec in variants:
+            seconds, peak, above = _fresh_process_read(str(coco), boxes=with_boxes,
+                                                       use_msgspec=use_msgspec)
+            rows.append(Row(peak_case, f"jbalance.io.read_coco {label} (fresh process)", peak,
+                            unit="GiB", baseline=label == "counts",
+                            note=f"VmHWM incl. imports; {above:.2f} GiB above the RSS after "
+                                 f"imports; wall {seconds:.2f} s; "
+                                 f"parser {'msgspec' if use_msgspec else 'json'}"))
 
         write_folders(tmp, num_files)
         for fmt, reader, sub in (("yolo", jio.read_yolo, "yolo"),

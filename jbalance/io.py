@@ -1,14 +1,19 @@
-"""Readers for COCO, YOLO, Pascal VOC, CSV and NumPy label sets; writers for plans.
+"""Readers for COCO, YOLO, Pascal VOC, CSV and NumPy label sets; atomic writers for plans.
 
 `load` detects the format and returns a `LabelSet` (``counts [N, C]``, ``class_names``,
-``image_ids``); malformed data raises `LabelFormatError` (a `ValueError`) naming the file and
-the line or record. See docs/io.md.
+``image_ids``, and with ``boxes=True`` every object's box as ``objects`` plus
+``image_sizes``; ``image_paths`` where the format says where the images are). Malformed or
+hostile data raises `LabelFormatError` (a `ValueError`) naming the file and the line or
+record; a reader's work is bounded by its input's size. Every writer writes atomically
+(temporary file, ``fsync``, ``os.replace``), in UTF-8. See docs/io.md.
 """
 
+from jbalance._src.io import MAX_UNNAMED_CLASSES as MAX_UNNAMED_CLASSES
 from jbalance._src.io import LabelFormatError as LabelFormatError
 from jbalance._src.io import LabelSet as LabelSet
 from jbalance._src.io import detect_format as detect_format
 from jbalance._src.io import from_counts as from_counts
+from jbalance._src.io import image_size as image_size
 from jbalance._src.io import load as load
 from jbalance._src.io import read_coco as read_coco
 from jbalance._src.io import read_csv as read_csv
@@ -16,15 +21,18 @@ from jbalance._src.io import read_numpy as read_numpy
 from jbalance._src.io import read_repeats as read_repeats
 from jbalance._src.io import read_voc as read_voc
 from jbalance._src.io import read_yolo as read_yolo
+from jbalance._src.io import write_image_list as write_image_list
 from jbalance._src.io import write_indices as write_indices
 from jbalance._src.io import write_label_set as write_label_set
 from jbalance._src.io import write_repeats as write_repeats
 
 __all__ = [
+    "MAX_UNNAMED_CLASSES",
     "LabelFormatError",
     "LabelSet",
     "detect_format",
     "from_counts",
+    "image_size",
     "load",
     "read_coco",
     "read_csv",
@@ -32,6 +40,7 @@ __all__ = [
     "read_repeats",
     "read_voc",
     "read_yolo",
+    "write_image_list",
     "write_indices",
     "write_label_set",
     "write_repeats",

@@ -164,6 +164,9 @@ def checked(fn: Callable[..., Any], *, errors: Any = None) -> Callable[..., Any]
       fn: any function that calls jbalance (jit it *outside*: ``jax.jit(checked(fn))``).
       errors: the checkify error set; default ``checkify.user_checks`` (jbalance's own
         checks). Add ``checkify.float_checks`` to also catch NaNs produced anywhere.
+
+    Returns:
+      A function with ``fn``'s arguments that returns ``(checkify.Error, fn's output)``.
     """
     errors = _checkify.user_checks if errors is None else errors
 
