@@ -4,6 +4,7 @@ import doctest
 import itertools
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -100,7 +101,9 @@ def test_advice_rules():
     r = jbalance.report(skewed, class_names=["bg", "a", "b"])
     text = " ".join(r.advice)
     assert "'bg' holds 94.7%" in text and "above 90%" in text
-    assert "weight the loss" in text and "resample" in text
+    # One class per image: the single-label guide, and only it.
+    assert "Single-label classifier: start with logit-adjusted cross-entropy" in text
+    assert "Multi-label" not in text and "Detection" not in text
     # b: 3 objects < 0.1 * median (50) is rare; a is not.
     assert r.rare_classes == ("b",) and "Rare classes (b) can be mistaken for outliers" in text
     mild = jbalance.report(np.repeat(np.eye(3, dtype=int), [10, 20, 40], axis=0))
@@ -113,6 +116,21 @@ def test_advice_rules():
     near[89:, 1] = 1
     assert not any("above" in a for a in jbalance.report(near).advice)
     assert any("above 80%" in a for a in jbalance.report(near, majority_threshold=0.8).advice)
+    # Several classes in an image: multi-label; a class twice in an image: detection.
+    tags = np.array([[1, 1, 0], [1, 0, 0], [1, 0, 0], [1, 0, 0], [1, 0, 1]])
+    tag_advice = " ".join(jbalance.report(tags).advice)
+    assert "Multi-label" in tag_advice and "asymmetric_loss" in tag_advice
+    assert "Single-label" not in tag_advice and "Detection" not in tag_advice
+    boxes = tags.copy()
+    boxes[0, 0] = 3
+    box_advice = " ".join(jbalance.report(boxes).advice)
+    assert "Detection" in box_advice and "seesaw_loss" in box_advice
+    assert "Multi-label" not in box_advice
+    # The guide names only functions that exist.
+    for text in report_src._GUIDE.values():
+        for mod, name in re.findall(r"(?:jbalance\.)?(losses|resample)\.(\w+)", text):
+            assert hasattr({"losses": jbalance.losses, "resample": jbalance.resample}[mod],
+                           name), name
     empty = jbalance.report(np.array([[0, 0], [1, 2]]))
     assert any("1 image(s) (50.0%) have no objects" in a for a in empty.advice)
     missing = jbalance.report(np.array([[0, 3], [0, 2]]))
