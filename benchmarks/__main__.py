@@ -11,7 +11,7 @@ import traceback
 
 from benchmarks import _harness
 
-MODULES = ("losses", "augment", "resample", "io")
+MODULES = ("losses", "augment", "resample", "io", "sampling")
 
 
 def main(argv=None) -> int:

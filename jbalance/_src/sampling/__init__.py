@@ -1,0 +1,1 @@
+"""Implementation of `jbalance.sampling` (see that module's docstring)."""
