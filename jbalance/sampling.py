@@ -21,7 +21,7 @@ from jbalance._src.sampling.probs import sample_indices as sample_indices
 
 __all__ = [
     "GrainSampler",
-    "TorchSampler",
+    "TorchSampler",  # noqa: F822 (built on first access, see __getattr__)
     "class_balanced_probs",
     "deferred_schedule",
     "epoch_indices",

@@ -9,8 +9,7 @@ import pytest
 
 import jbalance
 
-import importlib.util
-_MODULES = [m for m in jbalance._SUBMODULES if importlib.util.find_spec(f"jbalance.{m}")] + ["report"]
+_MODULES = [*jbalance._SUBMODULES, "report"]
 
 
 def _doctests():

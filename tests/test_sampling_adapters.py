@@ -5,10 +5,9 @@ adapters (a real `grain.DataLoader` with sharding and checkpoint restore; a real
 `torch.utils.data.DataLoader` with two simulated ranks and `set_epoch`).
 """
 
+import grain  # noqa: I001 - the real libraries, imported at the top on purpose
 import numpy as np
 import pytest
-
-import grain  # noqa: I001 - the real libraries, imported at the top on purpose
 import torch
 
 from jbalance import sampling

@@ -235,7 +235,7 @@ def make_model(cfg_or_model: Any, *, width: int, rngs: nnx.Rngs) -> nnx.Module:
     return MODELS[name](width=width, rngs=rngs)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _graphdef(width: int, model: str = "mlp") -> Any:
     # The module's structure (static); parameters travel separately as a pytree.
     abstract = nnx.eval_shape(lambda: make_model(model, width=width, rngs=nnx.Rngs(0)))

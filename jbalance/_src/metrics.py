@@ -23,13 +23,11 @@ Conventions (the same as scikit-learn's, so results can be checked against it):
 
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jbalance._src import checks
 from jbalance._src.typing import Array, Bool, Int, Num
-
 
 
 def _check_num_classes(num_classes: Any) -> int:

@@ -18,14 +18,28 @@ silently skipped: an annotation that points to an unknown image or category is a
 dropped row.
 """
 
+# Re-exported for the public `jbalance.io` and for `report` (which reads count matrices).
+# ruff: noqa: F401
 from jbalance._src.io.coco import read_coco
-from jbalance._src.io.common import (  # noqa: F401
-    CELL_FLOOR, CELLS_PER_BYTE, MAX_UNNAMED_CLASSES, MAX_YAML_BYTES, LabelFormatError, LabelSet,
-    _as_count_matrix, from_counts)
+from jbalance._src.io.common import (
+    CELL_FLOOR,
+    CELLS_PER_BYTE,
+    MAX_UNNAMED_CLASSES,
+    MAX_YAML_BYTES,
+    LabelFormatError,
+    LabelSet,
+    _as_count_matrix,
+    from_counts,
+)
 from jbalance._src.io.csv import read_csv
 from jbalance._src.io.detect import FORMATS, detect_format, load
 from jbalance._src.io.numpy import read_numpy
 from jbalance._src.io.voc import read_voc
+from jbalance._src.io.writers import (
+    read_repeats,
+    write_image_list,
+    write_indices,
+    write_label_set,
+    write_repeats,
+)
 from jbalance._src.io.yolo import image_size, read_yolo
-from jbalance._src.io.writers import (read_repeats, write_image_list, write_indices,
-                                      write_label_set, write_repeats)

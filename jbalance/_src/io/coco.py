@@ -11,8 +11,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from jbalance._src.io.common import (LabelFormatError, LabelSet, PathLike, _check_cells,
-                                     _objects, _read_bytes, _scatter_counts)
+from jbalance._src.io.common import (
+    LabelFormatError,
+    LabelSet,
+    PathLike,
+    _check_cells,
+    _objects,
+    _read_bytes,
+    _scatter_counts,
+)
 
 
 def _loads(raw: bytes, path: PathLike) -> Any:

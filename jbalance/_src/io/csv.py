@@ -9,9 +9,18 @@ from typing import Any
 
 import numpy as np
 
-from jbalance._src.io.common import (_INT32_MAX, INT_RE, LabelFormatError, LabelSet, PathLike,
-                                     _as_count_matrix, _check_cells, _decode, _read_bytes,
-                                     _scatter_counts)
+from jbalance._src.io.common import (
+    _INT32_MAX,
+    INT_RE,
+    LabelFormatError,
+    LabelSet,
+    PathLike,
+    _as_count_matrix,
+    _check_cells,
+    _decode,
+    _read_bytes,
+    _scatter_counts,
+)
 
 _CSV_LONG_COLUMNS = frozenset({"label", "labels", "class", "classes", "category", "class_name",
                                "category_name", "tags"})

@@ -6,8 +6,13 @@ from typing import Any
 
 import numpy as np
 
-from jbalance._src.io.common import (LabelFormatError, LabelSet, PathLike, _as_count_matrix,
-                                     _check_names)
+from jbalance._src.io.common import (
+    LabelFormatError,
+    LabelSet,
+    PathLike,
+    _as_count_matrix,
+    _check_names,
+)
 
 # Deflate cannot expand data by more than ~1032x; a member claiming more is not a real .npz.
 _MAX_INFLATE = 1100

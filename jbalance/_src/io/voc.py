@@ -10,9 +10,20 @@ import defusedxml
 import defusedxml.ElementTree as defused_et
 import numpy as np
 
-from jbalance._src.io.common import (BYTES_PER_ENTRY, INT_RE, LabelFormatError, LabelSet,
-                                     PathLike, _check_cells, _check_names, _decode, _objects,
-                                     _read_bytes, _resolve_dir, _scatter_counts)
+from jbalance._src.io.common import (
+    BYTES_PER_ENTRY,
+    INT_RE,
+    LabelFormatError,
+    LabelSet,
+    PathLike,
+    _check_cells,
+    _check_names,
+    _decode,
+    _objects,
+    _read_bytes,
+    _resolve_dir,
+    _scatter_counts,
+)
 
 _BOX_TAGS = ("xmin", "ymin", "xmax", "ymax")
 

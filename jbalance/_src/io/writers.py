@@ -19,9 +19,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from jbalance._src.io.common import (_INT32_MAX, LabelFormatError, LabelSet, PathLike,
-                                     _read_bytes)
 from jbalance._src.io.coco import _loads
+from jbalance._src.io.common import _INT32_MAX, LabelFormatError, LabelSet, PathLike, _read_bytes
 from jbalance._src.io.csv import read_csv
 
 

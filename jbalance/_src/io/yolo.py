@@ -11,10 +11,22 @@ from typing import Any
 import numpy as np
 import yaml
 
-from jbalance._src.io.common import (BYTES_PER_ENTRY, INT_RE, MAX_UNNAMED_CLASSES,
-                                     MAX_YAML_BYTES, LabelFormatError, LabelSet, PathLike,
-                                     _check_cells, _check_names, _decode, _objects,
-                                     _read_bytes, _resolve_dir, _scatter_counts)
+from jbalance._src.io.common import (
+    BYTES_PER_ENTRY,
+    INT_RE,
+    MAX_UNNAMED_CLASSES,
+    MAX_YAML_BYTES,
+    LabelFormatError,
+    LabelSet,
+    PathLike,
+    _check_cells,
+    _check_names,
+    _decode,
+    _objects,
+    _read_bytes,
+    _resolve_dir,
+    _scatter_counts,
+)
 
 # Image files that may sit next to YOLO labels (an image without a label file has no objects).
 IMAGE_SUFFIXES = frozenset(

@@ -65,7 +65,7 @@ def _valid(labels: jax.Array, num_classes: int, where: Any) -> jax.Array:
 
 def class_balanced_probs(labels: ArrayLike, *, num_classes: int, q: ArrayLike = 0.0,
                          where: ArrayLike | None = None, dtype: Any = jnp.float32) -> Array:
-    r"""Per-example probabilities of class-balanced (``q=0``) to instance-balanced (``q=1``) sampling.
+    r"""Per-example probabilities from class-balanced (``q=0``) to instance-balanced (``q=1``).
 
     Decoupled training (Kang et al.) re-trains the classifier of a long-tailed model on
     batches drawn so that every class is equally likely. With :math:`n_j` examples of class
