@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from shape_check import annotated_parameters, check_call, match
 
-from jbalance import metrics
+from jbalance import metrics, sampling
 from jbalance._src.typing import Shape
 
 
@@ -38,3 +38,11 @@ def test_metrics_annotations_hold():
 def test_metrics_array_parameters_are_annotated(fn):
     assert {"labels", "predictions"} <= set(annotated_parameters(fn)) or \
         "confusion" in annotated_parameters(fn)
+
+
+def test_sampling_annotations_hold():
+    y = jnp.array([0, 0, 0, 1, 2, 2], jnp.int32)
+    p = check_call(sampling.class_balanced_probs, y, num_classes=3, q=0.5)
+    check_call(sampling.progressive_probs, y, num_classes=3, progress=0.3)
+    out = check_call(sampling.sample_indices, jax.random.key(0), p, 11)
+    assert out.shape == (11,)
