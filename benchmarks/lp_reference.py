@@ -1,106 +1,19 @@
-"""Exact LP reference for the resampling objective (scipy ``linprog`` with HiGHS).
+"""The exact LP reference of the resampling benchmarks (HiGHS through scipy ``linprog``).
 
-The relaxed problem solved by `jbalance.resample.solve` (objective ``"l1"``) is a linear
-programme. This module writes it out exactly and hands it to HiGHS, so that tests and
-benchmarks can compare jbalance's first-order solver with the true optimum. scipy is a
-test/benchmark extra: nothing in ``jbalance`` imports this module.
-
-Variables: the repeat rate is split as ``r = 1 + p - q`` with ``p in [0, M - 1]`` and
-``q in [0, 1]`` (``|r - 1| = p + q`` at the optimum because ``lam > 0``), and one slack
-``t_c >= |T_c - s_c(r)|`` per class. With ``n = Y^T 1`` the original class totals,
-``s(r) = n + Y^T (p - q)`` and the LP is
-
-    min  sum_c t_c / T_c + lam * sum_i (p_i + q_i)
-    s.t. T_c - s_c <= t_c,  s_c - T_c <= t_c,  s_c >= g_c = min(n_c, floor(T_c)).
+It lives in ``tests/reference_resample.py`` (tests must not import benchmarks/); this module
+loads it from there so that the benchmarks and the tests use one reference.
 """
 
-import time
-from typing import Any, NamedTuple
+import importlib.util
+import pathlib
 
-import numpy as np
+_path = pathlib.Path(__file__).resolve().parent.parent / "tests" / "reference_resample.py"
+_spec = importlib.util.spec_from_file_location("_jbalance_reference_resample", _path)
+_ref = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_ref)
 
+LPResult = _ref.LPResult
+objective = _ref.objective
+solve_lp = _ref.solve_lp
 
-class LPResult(NamedTuple):
-    rates: np.ndarray       # float64 [N], the exact relaxed optimum
-    objective: float        # relaxed optimum value of F
-    rounded: np.ndarray     # int32 [N], ``rint(rates)``
-    rounded_objective: float  # F of ``rounded`` (the guard may fail there)
-    seconds: float          # HiGHS wall time (model build included)
-
-
-def _coo(counts: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
-    if hasattr(counts, "tocoo") and not isinstance(counts, np.ndarray):
-        coo = counts.tocoo()
-        n, c = coo.shape
-        return (np.asarray(coo.row, np.int64), np.asarray(coo.col, np.int64),
-                np.asarray(coo.data, np.float64), n, c)
-    y = np.asarray(counts, np.float64)
-    rows, cols = np.nonzero(y)
-    return rows, cols, y[rows, cols], y.shape[0], y.shape[1]
-
-
-def objective(counts: Any, repeats: np.ndarray, target: np.ndarray, lam: float) -> float:
-    """``F(r) = sum_c |T_c - s_c(r)| / T_c + lam * sum_i |r_i - 1|`` (``T_c = 0``: skipped)."""
-    rows, cols, vals, _, c = _coo(counts)
-    s = np.bincount(cols, weights=vals * np.asarray(repeats, np.float64)[rows], minlength=c)
-    target = np.asarray(target, np.float64)
-    active = target > 0
-    dev = np.abs(target[active] - s[active]) / target[active]
-    return float(dev.sum() + lam * np.abs(np.asarray(repeats, np.float64) - 1.0).sum())
-
-
-def solve_lp(counts: Any, target: np.ndarray, lam: float, *, max_repeat: int = 4,
-             guard: bool = True) -> LPResult:
-    """Solves the L1 resampling LP exactly with HiGHS.
-
-    Args:
-      counts: ``[N, C]`` dense array or any scipy.sparse matrix of non-negative counts.
-      target: ``[C]`` target totals ``T_c`` (classes with ``T_c = 0`` are ignored).
-      lam: weight of ``sum_i |r_i - 1|``.
-      max_repeat: upper bound ``M`` on each rate.
-      guard: add ``s_c >= min(n_c, floor(T_c))`` as constraints.
-
-    Returns:
-      An `LPResult`.
-    """
-    import scipy.optimize
-    import scipy.sparse as sp
-
-    t0 = time.perf_counter()
-    rows, cols, vals, n_img, n_cls = _coo(counts)
-    target = np.asarray(target, np.float64)
-    active = np.flatnonzero(target > 0)
-    totals = np.bincount(cols, weights=vals, minlength=n_cls)
-    # Only the active classes enter the LP; remap their column indices to 0..A-1.
-    remap = -np.ones(n_cls, np.int64)
-    remap[active] = np.arange(active.size)
-    keep = remap[cols] >= 0
-    a_rows, a_cols, a_vals = remap[cols[keep]], rows[keep], vals[keep]
-    n_act = active.size
-    yt = sp.csr_matrix((a_vals, (a_rows, a_cols)), shape=(n_act, n_img))
-    t_act, n_act_tot = target[active], totals[active]
-    eye = sp.identity(n_act, format="csr")
-    # Variable order: p [N], q [N], t [A]. s - n = Yt p - Yt q.
-    upper = sp.hstack([yt, -yt, -eye])          # s - T <= t
-    lower = sp.hstack([-yt, yt, -eye])          # T - s <= t
-    blocks = [upper, lower]
-    rhs = [t_act - n_act_tot, n_act_tot - t_act]
-    if guard:
-        g = np.minimum(n_act_tot, np.floor(t_act))
-        blocks.append(sp.hstack([-yt, yt, sp.csr_matrix((n_act, n_act))]))  # s >= g
-        rhs.append(n_act_tot - g)
-    a_ub = sp.vstack(blocks, format="csr")
-    b_ub = np.concatenate(rhs)
-    cost = np.concatenate([np.full(2 * n_img, float(lam)), 1.0 / t_act])
-    bounds = np.concatenate([
-            np.stack([np.zeros(n_img), np.full(n_img, max_repeat - 1.0)], 1),
-            np.stack([np.zeros(n_img), np.ones(n_img)], 1),
-            np.stack([np.zeros(n_act), np.full(n_act, np.inf)], 1)])
-    res = scipy.optimize.linprog(cost, A_ub=a_ub, b_ub=b_ub, bounds=bounds, method="highs")
-    seconds = time.perf_counter() - t0
-    if res.status != 0:
-        raise RuntimeError(f"HiGHS failed: {res.message}")
-    rates = 1.0 + res.x[:n_img] - res.x[n_img:2 * n_img]
-    rounded = np.rint(rates).astype(np.int32)
-    return LPResult(rates=rates, objective=float(res.fun), rounded=rounded,
-                    rounded_objective=objective(counts, rounded, target, lam), seconds=seconds)
+__all__ = ["LPResult", "objective", "solve_lp"]

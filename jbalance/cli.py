@@ -3,12 +3,18 @@ r"""The ``jbalance`` command line: inspect a label set, plan a resampling, run t
 ::
 
     jbalance inspect LABELS [--json] [--plot dist.png]
-    jbalance plan LABELS [--lam L] [--max-repeat M] [--out plan.csv] [--json]
-                         [--plot plan.png] [--sweep]
+    jbalance plan LABELS [--lam L] [--max-repeat M] [--out plan.csv] [--indices idx.txt]
+                         [--image-list train.txt] [--force] [--json] [--plot plan.png]
+                         [--sweep]
     jbalance demo [--out-dir DIR]
 
 ``LABELS`` is anything `jbalance.io.load` reads: a COCO ``.json``, a YOLO or Pascal VOC
 folder, a ``.csv`` table, or a ``.npy``/``.npz`` count matrix.
+
+The command line only parses arguments and prints: the plan is `jbalance.resample.plan`
+(its defaults are the command's defaults), files are written by `jbalance.io`'s atomic
+writers. An output path equal to an input or to another output is refused, and so is an
+existing output file unless ``--force`` is given.
 
 Exit codes: 0 success, 2 usage error (argparse), 1 data error (one line on stderr, no
 traceback). Progress of the solver goes to stderr, so ``--json`` output on stdout stays
@@ -16,8 +22,10 @@ machine-readable.
 """
 
 import argparse
+import inspect
 import json
 import math
+import os
 import pathlib
 import sys
 import tempfile
@@ -27,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from jbalance._src import io as _io
-from jbalance._src.report import ImbalanceReport, report
+import jbalance
+from jbalance import io as _io
 
 _PLOT_HINT = "install matplotlib (pip install 'jbalance[plot]') or leave out --plot"
 
@@ -49,6 +57,14 @@ def _positive_float(text: str) -> float:
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
     return value
+
+
+def _plan_defaults() -> dict[str, Any]:
+    """The defaults of `jbalance.resample.plan`: the command's defaults (one source)."""
+    from jbalance import resample
+
+    return {k: v.default for k, v in inspect.signature(resample.plan).parameters.items()
+            if v.default is not inspect.Parameter.empty}
 
 
 def _positive_int(text: str) -> int:
@@ -83,11 +99,33 @@ def _require_matplotlib() -> None:
             from None
 
 
-def _check_outputs(*paths: str | None) -> None:
-    """Fails before any work when an output file's folder does not exist."""
-    for p in paths:
-        if p and not pathlib.Path(p).resolve().parent.is_dir():
-            raise CliError(f"cannot write {p}: folder {pathlib.Path(p).parent} does not exist")
+def _check_outputs(outputs: dict[str, str | None], inputs: Sequence[str] = (), *,
+                   force: bool = False) -> None:
+    """Fails before any work on an output that would lose data or cannot be written.
+
+    Refused: an output path equal to an input path, two outputs on one path, an existing
+    file without ``--force``, and a missing folder. ``outputs`` maps option name to path.
+    """
+    seen: dict[str, str] = {}
+    resolved_inputs = {os.path.realpath(p): p for p in inputs}
+    for option, p in outputs.items():
+        if not p:
+            continue
+        real = os.path.realpath(p)
+        if real in resolved_inputs:
+            raise CliError(f"{option} {p} is the input {resolved_inputs[real]}; refusing to "
+                           "overwrite the labels (choose another output path)")
+        if real in seen:
+            raise CliError(f"{option} and {seen[real]} both write {p}; give them different "
+                           "paths")
+        seen[real] = option
+        path = pathlib.Path(p)
+        if not path.resolve().parent.is_dir():
+            raise CliError(f"cannot write {p}: folder {path.parent} does not exist")
+        if path.is_dir():
+            raise CliError(f"cannot write {p}: it is a folder")
+        if path.exists() and not force:
+            raise CliError(f"{option} {p} already exists; pass --force to overwrite it")
 
 
 def _load(args: argparse.Namespace) -> _io.LabelSet:
@@ -171,7 +209,22 @@ class _Progress:
 # Plots (matplotlib is an optional extra; no pyplot, so no global backend state).
 
 
-def _plot_distribution(rep: ImbalanceReport, path: str, title: str) -> None:
+def _save_figure(fig: Any, path: str) -> None:
+    """Saves a figure atomically (temporary file in the same folder, then ``os.replace``)."""
+    target = pathlib.Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, dpi=120, format=target.suffix.lstrip(".") or "png")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _plot_distribution(rep: Any, path: str, title: str) -> None:
     from matplotlib.figure import Figure
 
     order = np.argsort(-rep.objects_per_class, kind="stable")
@@ -188,7 +241,7 @@ def _plot_distribution(rep: ImbalanceReport, path: str, title: str) -> None:
     ax.set_title(f"{title}: max/min {_fmt(rep.imbalance_ratio, 1)}, "
                  f"effective classes {rep.effective_num_classes:.1f} of {c}")
     ax.legend()
-    fig.savefig(path, dpi=120)
+    _save_figure(fig, path)
 
 
 def _plot_plan(names: Sequence[str], before: np.ndarray, after: np.ndarray,
@@ -238,7 +291,7 @@ def _plot_plan(names: Sequence[str], before: np.ndarray, after: np.ndarray,
         ax.set_ylabel("CV of class totals after")
         ax.set_title("trade-off: balance vs images changed (labels: lam)")
         ax.legend(fontsize=8)
-    fig.savefig(path, dpi=120)
+    _save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -246,11 +299,11 @@ def _plot_plan(names: Sequence[str], before: np.ndarray, after: np.ndarray,
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    _check_outputs(args.plot)
+    _check_outputs({"--plot": args.plot}, [args.labels], force=args.force)
     if args.plot:
         _require_matplotlib()
     ls = _load(args)
-    rep = report(ls, top_pairs=args.top_pairs)
+    rep = jbalance.report(ls, top_pairs=args.top_pairs)
     if args.json:
         _emit_json({"source": ls.source, "format": ls.format, "report": rep.as_dict(),
                     "plot": args.plot})
@@ -264,74 +317,38 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _lvis_threshold(counts: np.ndarray, value: float | None) -> float:
-    """``value``, or the median over classes of the fraction of images containing the class.
-
-    LVIS's own 0.001 never triggers on a small-vocabulary set such as VOC; the median makes
-    the baseline repeat the rarer half of the classes on any data set.
-    """
-    if value is not None:
-        return value
-    freq = (counts > 0).mean(axis=0)
-    freq = freq[freq > 0]
-    return float(np.median(freq)) if freq.size else 1e-3
+def _point(s: Any, **extra: Any) -> dict[str, Any]:
+    return {**extra, "ratio_after": s.ratio_after, "cv_after": s.cv_after,
+            "cv_before": s.cv_before, "dropped": s.dropped, "duplicated": s.duplicated,
+            "changed": s.dropped + s.duplicated, "size_after": s.size_after}
 
 
-def _plan(ls: _io.LabelSet, *, lam: float | None, target: Any, max_repeat: int,
-          num_steps: int, seed: int, lvis_threshold: float | None, sweep: bool,
-          quiet: bool, sweep_points: int = 9) -> dict[str, Any]:
-    """Solves, compares with LVIS, optionally sweeps ``lam``; everything the output needs."""
-    try:
-        import jax
+def _plan(ls: _io.LabelSet, *, quiet: bool, sweep_points: int | None = None,
+          **options: Any) -> Any:
+    """`jbalance.resample.plan` with a progress display (everything the output needs)."""
+    from jbalance import resample
 
-        from jbalance import resample
-    except ImportError as e:  # pragma: no cover - jax is a core dependency.
-        raise CliError(f"`plan` needs jax and jbalance.resample ({e})") from None
-
-    counts = ls.counts
-    empty = [ls.class_names[c] for c in np.flatnonzero(counts.sum(axis=0) == 0)]
-    options = dict(target=target, max_repeat=max_repeat, num_steps=num_steps,
-                   empty_classes="ignore" if empty else "error")
-    progress = _Progress("solving", num_steps, enabled=not quiet)
-    t0 = time.perf_counter()
-    sol = resample.solve(counts, lam=lam, progress=progress, **options)
+    total = options.get("num_steps", _plan_defaults()["num_steps"])
+    progress = _Progress("solving", total, enabled=not quiet)
+    if sweep_points is not None:
+        options["sweep_points"] = sweep_points
+    out = resample.plan(ls.counts, progress=progress if not quiet else None, **options)
     progress.done()
-    seconds = time.perf_counter() - t0
-    repeats = np.asarray(sol.repeats)
-    summ = resample.summary(counts, repeats)
-
-    threshold = _lvis_threshold(counts, lvis_threshold)
-    rf = resample.repeat_factor_sampling(counts, threshold=threshold)
-    lvis_repeats = np.asarray(resample.stochastic_round(jax.random.key(seed), rf))
-    lvis = resample.summary(counts, lvis_repeats)
-
-    def point(s: Any, **extra: Any) -> dict[str, Any]:
-        return {**extra, "ratio_after": s.ratio_after, "cv_after": s.cv_after,
-                "cv_before": s.cv_before, "dropped": s.dropped, "duplicated": s.duplicated,
-                "changed": s.dropped + s.duplicated, "size_after": s.size_after}
-
-    out: dict[str, Any] = {
-        "solution": sol, "repeats": repeats, "summary": summ, "seconds": seconds,
-        "lam": float(np.asarray(sol.lam)), "lvis_threshold": threshold,
-        "lvis_repeats": lvis_repeats, "lvis": lvis, "empty_classes": empty,
-        "chosen": point(summ, lam=float(np.asarray(sol.lam))), "lvis_point": point(lvis),
-        "sweep": None,
-    }
-    if sweep:
-        lams = out["lam"] * 2.0 ** np.linspace(-4, 4, sweep_points)
-        progress = _Progress(f"sweeping {len(lams)} values of lam", num_steps,
-                             enabled=not quiet)
-        path = resample.solve_path(counts, lams, progress=progress, **options)
-        progress.done()
-        out["sweep"] = [point(resample.summary(counts, np.asarray(path.repeats[j])),
-                              lam=float(lams[j]),
-                              objective=float(np.asarray(path.objective[j])))
-                        for j in range(len(lams))]
     return out
 
 
-def _plan_table(ls: _io.LabelSet, res: dict[str, Any]) -> str:
-    s, lv = res["summary"], res["lvis"]
+def _empty_names(ls: _io.LabelSet, res: Any) -> list[str]:
+    return [ls.class_names[c] for c in res.empty_classes]
+
+
+def _sweep_dicts(res: Any) -> list[dict[str, Any]] | None:
+    if res.sweep is None:
+        return None
+    return [{**p._asdict(), "changed": p.dropped + p.duplicated} for p in res.sweep]
+
+
+def _plan_table(ls: _io.LabelSet, res: Any) -> str:
+    s, lv = res.summary, res.lvis
     rows = [
         ("images per epoch", f"{s.size_before}", f"{s.size_after}", f"{lv.size_after}"),
         ("max/min class ratio", _fmt(s.ratio_before), _fmt(s.ratio_after),
@@ -346,8 +363,8 @@ def _plan_table(ls: _io.LabelSet, res: dict[str, Any]) -> str:
     widths = [max(len(r[k]) for r in [head, *rows]) for k in range(4)]
     lines = [
         f"resampling plan for {ls.source} ({ls.num_images} images, {ls.num_classes} classes): "
-        f"lam={res['lam']:.3g}, solved in {res['seconds']:.1f} s; LVIS threshold "
-        f"{res['lvis_threshold']:.3g}",
+        f"lam={res.lam:.3g}, solved in {res.seconds:.1f} s; LVIS threshold "
+        f"{res.lvis_threshold:.3g}",
         "",
         "  ".join(h.ljust(widths[0]) if k == 0 else h.rjust(widths[k])
                   for k, h in enumerate(head)),
@@ -355,65 +372,74 @@ def _plan_table(ls: _io.LabelSet, res: dict[str, Any]) -> str:
     for r in rows:
         lines.append("  ".join(v.ljust(widths[0]) if k == 0 else v.rjust(widths[k])
                                for k, v in enumerate(r)))
-    if res["empty_classes"]:
+    if res.empty_classes:
         lines.append(f"\nclasses without any example, left out of the objective: "
-                     f"{', '.join(res['empty_classes'])}")
-    if res["sweep"]:
+                     f"{', '.join(_empty_names(ls, res))}")
+    if res.sweep:
         lines += ["", "trade-off (lam sweep): lam, max/min ratio, CV, dropped, duplicated, "
                   "images per epoch"]
-        for p in res["sweep"]:
-            lines.append(f"  {p['lam']:10.3g}  {_fmt(p['ratio_after']):>7}  "
-                         f"{_fmt(p['cv_after'], 3):>6}  {p['dropped']:>7}  "
-                         f"{p['duplicated']:>7}  {p['size_after']:>8}")
+        for p in res.sweep:
+            lines.append(f"  {p.lam:10.3g}  {_fmt(p.ratio_after):>7}  "
+                         f"{_fmt(p.cv_after, 3):>6}  {p.dropped:>7}  "
+                         f"{p.duplicated:>7}  {p.size_after:>8}")
     return "\n".join(lines)
 
 
-def _plan_json(ls: _io.LabelSet, res: dict[str, Any], out: str | None,
-               indices: str | None, plot: str | None) -> dict[str, Any]:
-    sol = res["solution"]
+def _plan_json(ls: _io.LabelSet, res: Any, outputs: dict[str, str | None]) -> dict[str, Any]:
+    sol = res.solution
     return {
         "source": ls.source, "format": ls.format, "class_names": ls.class_names,
-        "lam": res["lam"], "objective": float(np.asarray(sol.objective)),
-        "lower_bound": float(np.asarray(getattr(sol, "lower_bound", math.nan))),
-        "seconds": res["seconds"], "jbalance": res["summary"]._asdict(),
-        "lvis": {"threshold": res["lvis_threshold"], **res["lvis"]._asdict()},
-        "empty_classes": res["empty_classes"], "sweep": res["sweep"],
-        "out": out, "indices": indices, "plot": plot,
+        "lam": res.lam, "objective": float(np.asarray(sol.objective)),
+        "lower_bound": float(np.asarray(sol.lower_bound)),
+        "seconds": res.seconds, "jbalance": res.summary._asdict(),
+        "lvis": {"threshold": res.lvis_threshold, **res.lvis._asdict()},
+        "empty_classes": _empty_names(ls, res), "sweep": _sweep_dicts(res),
+        **outputs,
     }
 
 
-def _write_plan_outputs(ls: _io.LabelSet, res: dict[str, Any], out: str | None,
-                        indices: str | None, plot: str | None) -> list[str]:
+def _write_plan_outputs(ls: _io.LabelSet, res: Any, out: str | None, indices: str | None,
+                        plot: str | None, image_list: str | None = None) -> list[str]:
+    from jbalance import resample
+
     written = []
     if out:
-        _io.write_repeats(out, res["repeats"], image_ids=ls.image_ids)
+        _io.write_repeats(out, res.repeats, image_ids=ls.image_ids)
         written.append(out)
     if indices:
-        idx = np.repeat(np.arange(ls.num_images), res["repeats"])
-        _io.write_indices(indices, idx, image_ids=ls.image_ids)
+        _io.write_indices(indices, resample.indices(res.repeats), image_ids=ls.image_ids)
         written.append(indices)
+    if image_list:
+        _io.write_image_list(image_list, ls, resample.indices(res.repeats))
+        written.append(image_list)
     if plot:
-        s, lv = res["summary"], res["lvis"]
+        s, lv = res.summary, res.lvis
         _plot_plan(ls.class_names, np.asarray(s.totals_before), np.asarray(s.totals_after),
-                   np.asarray(lv.totals_after), res["sweep"], res["lvis_point"],
-                   res["chosen"], plot)
+                   np.asarray(lv.totals_after), _sweep_dicts(res), _point(lv),
+                   _point(s, lam=res.lam), plot)
         written.append(plot)
     return written
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    _check_outputs(args.out, args.indices, args.plot)
+    outputs = {"--out": args.out, "--indices": args.indices, "--image-list": args.image_list,
+               "--plot": args.plot}
+    _check_outputs(outputs, [args.labels], force=args.force)
     if args.plot:
         _require_matplotlib()
     ls = _load(args)
     if ls.num_images == 0:
         raise CliError(f"{ls.source}: no images to plan for")
-    res = _plan(ls, lam=args.lam, target=args.target, max_repeat=args.max_repeat,
-                num_steps=args.steps, seed=args.seed, lvis_threshold=args.lvis_threshold,
-                sweep=args.sweep, quiet=args.quiet)
-    written = _write_plan_outputs(ls, res, args.out, args.indices, args.plot)
+    if args.image_list and ls.image_paths is None:
+        raise CliError(f"--image-list: {ls.source} does not say where its images are "
+                       f"({ls.format}); use --indices instead")
+    res = _plan(ls, quiet=args.quiet, lam=args.lam, target=args.target,
+                max_repeat=args.max_repeat, num_steps=args.steps, seed=args.seed,
+                lvis_threshold=args.lvis_threshold, sweep=args.sweep)
+    written = _write_plan_outputs(ls, res, args.out, args.indices, args.plot, args.image_list)
     if args.json:
-        _emit_json(_plan_json(ls, res, args.out, args.indices, args.plot))
+        _emit_json(_plan_json(ls, res, {"out": args.out, "indices": args.indices,
+                                        "image_list": args.image_list, "plot": args.plot}))
     else:
         print(_plan_table(ls, res))
         for p in written:
@@ -421,6 +447,13 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         if not args.out:
             print("(no --out given: the repeat counts were not written)")
     return 0
+
+
+# The demo's "Python equivalent": the same plan as `jbalance plan` (tested).
+DEMO_PYTHON = ("    ls = jbalance.io.load('labels/')\n"
+               "    plan = jbalance.resample.plan(ls.counts)\n"
+               "    idx = jbalance.resample.indices(plan.repeats)  # NumPy int64; shuffle per "
+               "epoch\n")
 
 
 def _demo_path() -> pathlib.Path:
@@ -448,18 +481,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
           "package")
     print("=" * 78)
     print("\n[1/3] jbalance inspect: how imbalanced is it?\n")
-    rep = report(ls)
+    rep = jbalance.report(ls)
     print(rep.to_table())
     if plot:
         _plot_distribution(rep, str(out_dir / "distribution.png"), "VOC07+12 trainval")
     print("\n[2/3] jbalance plan --sweep: repeat counts that flatten the class totals\n")
-    res = _plan(ls, lam=None, target="median", max_repeat=4, num_steps=500, seed=0,
-                lvis_threshold=None, sweep=True, quiet=args.quiet, sweep_points=7)
+    # The library's defaults, exactly as `jbalance plan --sweep` and the Python below.
+    res = _plan(ls, quiet=args.quiet, sweep=True, sweep_points=7)
     csv_path = out_dir / "plan.csv"
     written = _write_plan_outputs(ls, res, str(csv_path), None,
                                   str(out_dir / "plan.png") if plot else None)
     print(_plan_table(ls, res))
-    s = res["summary"]
+    s = res.summary
     print("\n[3/3] what to do with it\n")
     for p in ([str(out_dir / "distribution.png")] if plot else []) + written:
         print(f"  wrote {p}")
@@ -468,9 +501,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
           f"images repeated, taking the max/min class ratio from {_fmt(s.ratio_before, 1)} "
           f"to {_fmt(s.ratio_after, 1)}.")
     print("  Feed plan.csv (image_id,repeats) to your data loader, or in Python:\n"
-          "    ls = jbalance.io.load('labels/')\n"
-          "    sol = jbalance.resample.solve(ls.counts)\n"
-          "    idx = jbalance.resample.indices(sol.repeats)  # shuffle per epoch\n"
+          f"{DEMO_PYTHON}"
           "  On your own labels: jbalance inspect LABELS; "
           "jbalance plan LABELS --out plan.csv --plot plan.png --sweep")
     print(f"\ndemo finished in {time.perf_counter() - t0:.1f} s")
@@ -517,38 +548,47 @@ def build_parser() -> argparse.ArgumentParser:
                    help="co-occurring class pairs to list (default 5)")
     p.add_argument("--max-rows", type=_positive_int, default=None, metavar="K",
                    help="show at most K classes in the table")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
     p.set_defaults(func=_cmd_inspect)
 
     p = sub.add_parser(
         "plan", help="solve for per-image repeat counts that balance the classes",
-        description="Solve for per-image repeat counts (jbalance.resample.solve), compare "
+        description="Solve for per-image repeat counts (jbalance.resample.plan), compare "
                     "with LVIS repeat-factor sampling, and write the plan.")
     _add_label_args(p)
-    p.add_argument("--lam", type=_positive_float, default=None,
+    d = _plan_defaults()
+    p.add_argument("--lam", type=_positive_float, default=d["lam"],
                    help="weight on images changed (default 0.5 / median class total); "
                         "larger changes fewer images")
-    p.add_argument("--max-repeat", type=_positive_int, default=4, metavar="M",
-                   help="most copies of one image (default 4)")
-    p.add_argument("--target", type=_target, default="median",
-                   help="class total to aim for: median (default), mean, max, min or a "
-                        "number")
-    p.add_argument("--steps", type=_positive_int, default=500,
-                   help="solver steps (default 500)")
+    p.add_argument("--max-repeat", type=_positive_int, default=d["max_repeat"], metavar="M",
+                   help=f"most copies of one image (default {d['max_repeat']})")
+    p.add_argument("--target", type=_target, default=d["target"],
+                   help=f"class total to aim for: median, mean, max, min or a number "
+                        f"(default {d['target']})")
+    p.add_argument("--steps", type=_positive_int, default=d["num_steps"],
+                   help=f"solver steps (default {d['num_steps']})")
     p.add_argument("--out", metavar="CSV",
                    help="write repeat counts (image_id,repeats; .json writes {id: repeats})")
     p.add_argument("--indices", metavar="PATH",
                    help="also write the resampled index list (.txt ids, .csv, .json, .npy)")
+    p.add_argument("--image-list", metavar="TXT",
+                   help="also write the resampled list of image paths, one per line (an "
+                        "Ultralytics `train:` list); needs a format that knows the image "
+                        "paths")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite existing output files (never the input)")
     p.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
     p.add_argument("--plot", metavar="PNG",
                    help="draw class totals before/after (and the sweep); needs matplotlib")
     p.add_argument("--sweep", action="store_true",
-                   help="also solve for 9 values of lam around the chosen one (trade-off "
-                        "curve)")
-    p.add_argument("--lvis-threshold", type=_positive_float, default=None, metavar="T",
+                   help=f"also solve for {d['sweep_points']} values of lam around the chosen "
+                        "one (trade-off curve)")
+    p.add_argument("--lvis-threshold", type=_positive_float, default=d["lvis_threshold"],
+                   metavar="T",
                    help="threshold of the LVIS baseline (default: median fraction of images "
                         "containing a class)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed for rounding the LVIS repeat factors (default 0)")
+    p.add_argument("--seed", type=int, default=d["seed"],
+                   help=f"seed for rounding the LVIS repeat factors (default {d['seed']})")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=_cmd_plan)
 

@@ -14,7 +14,7 @@ MODULES = ("losses", "augment", "resample", "metrics", "io", "sharding", "boxes"
            "checks")
 # Host-side epoch samplers take the integer ``seed`` that grain, PyTorch and detectron2 use
 # (the issue fixes these names); everything on the JAX side takes a ``key``.
-SEED_ALLOWED = {("sampling", "epoch_indices")}
+SEED_ALLOWED = {("sampling", "epoch_indices"), ("resample", "plan")}
 
 
 def _public_functions():

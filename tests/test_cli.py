@@ -3,6 +3,7 @@ real exit codes, output files and the demo (each subprocess that plans imports j
 are few)."""
 
 import csv
+import inspect
 import json
 import os
 import re
@@ -156,6 +157,7 @@ def _subprocess(args, cwd, timeout=240):
                           env=env, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_subprocess_exit_codes(labels, tmp_path):
     res = _subprocess(["--help"], tmp_path)
     assert res.returncode == 0 and "inspect" in res.stdout and "demo" in res.stdout
@@ -168,19 +170,29 @@ def test_subprocess_exit_codes(labels, tmp_path):
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert res.stderr.strip().count("\n") == 0
     assert "dangling.json, annotations[0] (id 9)" in res.stderr
-    res = _subprocess(["plan", labels, "--out", "plan.csv", "--json", "--steps", "50"],
-                      tmp_path)
+    res = _subprocess(["plan", labels, "--out", "plan.csv", "--json", "--steps", "50",
+                       "--force"], tmp_path)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["out"] == "plan.csv"
     assert (tmp_path / "plan.csv").read_text().startswith("image_id,repeats\n")
 
 
-def test_demo_runs(tmp_path):
+@pytest.mark.slow
+def test_demo_runs_and_its_python_equivalent_gives_the_same_plan(tmp_path):
+    from jbalance import resample
+
     res = _subprocess(["demo", "--out-dir", tmp_path / "demo"], tmp_path)
     assert res.returncode == 0, res.stderr
     for needle in ("person", "advice:", "LVIS RFS", "trade-off", "demo finished"):
         assert needle in res.stdout
-    assert re.search(r"solving: step \d+/500 +objective", res.stderr)
+    steps = inspect.signature(resample.plan).parameters["num_steps"].default
+    assert re.search(rf"solving: step \d+/{steps} +objective", res.stderr)
+    # The "Python equivalent" the demo prints, run here: the same repeat counts.
+    assert "jbalance.resample.plan(ls.counts)" in res.stdout
+    ls = jio.load(os.path.join(os.path.dirname(jio.__file__), "data", "voc0712_trainval.npz"))
+    plan = resample.plan(ls.counts)
+    rows = (tmp_path / "demo" / "plan.csv").read_text().splitlines()[1:]
+    np.testing.assert_array_equal([int(r.split(",")[1]) for r in rows], plan.repeats)
     plan = (tmp_path / "demo" / "plan.csv").read_text().splitlines()
     assert plan[0] == "image_id,repeats" and len(plan) == 16551 + 1
     assert (tmp_path / "demo" / "plan.png").read_bytes()[:8] == PNG_MAGIC
@@ -197,3 +209,88 @@ def test_plan_with_an_empty_class_and_a_background_image(tmp_path, capsys):
     rows = (tmp_path / "p.csv").read_text().splitlines()
     assert rows[0] == "image_id,repeats" and [r.split(",")[0] for r in rows[1:]] == \
         ["x", "y", "z", "w", "v"]
+
+
+# ------------------------------------------------------------------------------------------
+# One source of truth, and no output that loses data (issues 12 and 13).
+
+
+def test_plan_defaults_come_from_the_library():
+    from jbalance import resample
+
+    lib = inspect.signature(resample.plan).parameters
+    args = cli.build_parser().parse_args(["plan", "x.csv"])
+    for option, name in [("lam", "lam"), ("max_repeat", "max_repeat"), ("target", "target"),
+                         ("steps", "num_steps"), ("lvis_threshold", "lvis_threshold"),
+                         ("seed", "seed")]:
+        assert getattr(args, option) == lib[name].default, option
+    assert lib["num_steps"].default == inspect.signature(resample.solve).parameters[
+            "num_steps"].default
+
+
+def test_cli_imports_only_public_modules():
+    source = inspect.getsource(cli)
+    assert "_src" not in source
+
+
+def test_plan_with_defaults_equals_the_library_plan(labels, tmp_path, capsys):
+    from jbalance import resample
+
+    code, _, _ = _run(["plan", labels, "--quiet", "--out", tmp_path / "p.csv"], capsys)
+    assert code == 0
+    rows = (tmp_path / "p.csv").read_text().splitlines()[1:]
+    plan = resample.plan(jio.load(labels).counts)
+    np.testing.assert_array_equal([int(r.split(",")[1]) for r in rows], plan.repeats)
+
+
+def test_outputs_never_overwrite_inputs_or_each_other(labels, tmp_path, capsys):
+    before = labels.read_bytes()
+    for argv in (["--out", labels], ["--indices", labels], ["--image-list", labels],
+                 ["--out", labels, "--force"]):
+        code, _, err = _run(["plan", labels, "--quiet", *argv], capsys)
+        assert code == 1 and "input" in err and err.count("\n") == 1, argv
+    same = tmp_path / "p.csv"
+    code, _, err = _run(["plan", labels, "--quiet", "--out", same, "--indices", same], capsys)
+    assert code == 1 and "both write" in err and not same.exists()
+    assert labels.read_bytes() == before
+
+
+def test_existing_output_needs_force(labels, tmp_path, capsys):
+    out = tmp_path / "p.csv"
+    out.write_text("precious\n")
+    code, _, err = _run(["plan", labels, "--quiet", "--out", out], capsys)
+    assert code == 1 and "--force" in err and "step" not in err
+    assert out.read_text() == "precious\n"
+    code, _, _ = _run(["plan", labels, "--quiet", "--out", out, "--force"], capsys)
+    assert code == 0 and out.read_text().startswith("image_id,repeats")
+    png = tmp_path / "d.png"
+    png.write_bytes(b"x")
+    code, _, err = _run(["inspect", labels, "--plot", png], capsys)
+    assert code == 1 and "--force" in err and png.read_bytes() == b"x"
+
+
+def test_image_list_writes_the_planned_image_paths(tmp_path, capsys):
+    from jbalance import resample
+
+    coco = tmp_path / "c.json"
+    coco.write_text(json.dumps({
+            "images": [{"id": i, "file_name": f"im{i}.jpg"} for i in range(8)],
+            "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+            "annotations": [{"id": k, "image_id": k % 8, "category_id": 1 if k < 11 else 2,
+                             "bbox": [0, 0, 1, 1]} for k in range(13)]}))
+    out = tmp_path / "train.txt"
+    code, _, err = _run(["plan", coco, "--quiet", "--image-list", out], capsys)
+    assert code == 0, err
+    ls = jio.load(coco)
+    plan = resample.plan(ls.counts)
+    expect = [ls.image_paths[i] for i in resample.indices(plan.repeats)]
+    assert out.read_text().splitlines() == expect
+    code, _, err = _run(["plan", tmp_path / "x.csv", "--image-list", tmp_path / "t.txt"],
+                        capsys)
+    assert code == 1
+
+
+def test_image_list_needs_image_paths(labels, tmp_path, capsys):
+    code, _, err = _run(["plan", labels, "--quiet", "--image-list", tmp_path / "t.txt"],
+                        capsys)
+    assert code == 1 and "--image-list" in err and err.count("\n") == 1

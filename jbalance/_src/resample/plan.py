@@ -1,0 +1,164 @@
+r"""`plan`: what ``jbalance plan`` computes, as one library call (the CLI only prints it)."""
+
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+from jbalance._src.resample import api as _api
+from jbalance._src.resample import baselines as _baselines
+from jbalance._src.resample import problem as _problem
+
+
+class SweepPoint(NamedTuple):
+    """One point of the ``lam`` sweep of a `Plan` (plain Python values)."""
+
+    lam: float
+    objective: float
+    ratio_after: float
+    cv_after: float
+    dropped: int
+    duplicated: int
+    size_after: int
+
+
+class Plan(NamedTuple):
+    r"""Result of `plan`: the solver's repeat counts, the LVIS baseline, and a sweep.
+
+    Attributes:
+      solution: the `Solution` of `solve`.
+      repeats: NumPy int64 ``[N]`` repeat counts (``solution.repeats`` on the host).
+      summary: `Summary` of ``repeats``.
+      lam: the ``lam`` used (the default ``0.5 / median class total`` when not given).
+      lvis_threshold: the threshold of the LVIS baseline (given, or the default: the
+        median over classes of the fraction of images that contain the class).
+      lvis_repeats: NumPy int64 ``[N]`` LVIS repeat-factor sampling counts, stochastically
+        rounded with ``jax.random.key(seed)``.
+      lvis: `Summary` of ``lvis_repeats``.
+      empty_classes: indices of classes without any example (left out of the objective).
+      sweep: ``None``, or one `SweepPoint` per ``lam * 2 ** linspace(-4, 4, sweep_points)``.
+      seconds: wall time of the solve (compilation included).
+    """
+
+    solution: _api.Solution
+    repeats: np.ndarray
+    summary: _baselines.Summary
+    lam: float
+    lvis_threshold: float
+    lvis_repeats: np.ndarray
+    lvis: _baselines.Summary
+    empty_classes: tuple[int, ...]
+    sweep: tuple[SweepPoint, ...] | None
+    seconds: float
+
+
+def default_lvis_threshold(obj: _problem.Objects) -> float:
+    """The median over classes (with examples) of the fraction of images containing it.
+
+    LVIS's own 0.001 never triggers on a small-vocabulary set such as VOC; the median makes
+    the baseline repeat the rarer half of the classes on any data set.
+    """
+    pairs = np.unique(obj.img * obj.num_classes + obj.cls)
+    freq = np.bincount(pairs % obj.num_classes, minlength=obj.num_classes) / obj.num_images
+    freq = freq[freq > 0]
+    return float(np.median(freq)) if freq.size else 1e-3
+
+
+def plan(
+        counts: Any,
+        *,
+        lam: float | None = None,
+        target: Any = "median",
+        # One source of truth: the plan's solver defaults are `solve`'s (tested).
+        max_repeat: int = _api.solve.__kwdefaults__["max_repeat"],
+        num_steps: int = _api.solve.__kwdefaults__["num_steps"],
+        lvis_threshold: float | None = None,
+        seed: int = 0,
+        sweep: bool = False,
+        sweep_points: int = 9,
+        progress: Callable[[int, Any], Any] | None = None,
+        num_classes: int | None = None,
+) -> Plan:
+    r"""Solves, compares with LVIS repeat-factor sampling and optionally sweeps ``lam``.
+
+    Exactly what ``jbalance plan`` prints and writes: the command line parses its
+    arguments, calls this function with them, and formats the result. Classes without any
+    example are left out of the objective (``empty_classes="ignore"``) and listed.
+
+    Args:
+      counts: as in `solve` (``[N, C]`` counts, sparse, or ``[N]`` class ids).
+      lam: as in `solve` (``None``: ``0.5 / median class total``).
+      target: as in `solve`.
+      max_repeat: as in `solve`.
+      num_steps: as in `solve`.
+      lvis_threshold: threshold of the LVIS baseline; ``None``: the median fraction of
+        images containing a class (`default_lvis_threshold`).
+      seed: integer seed of the stochastic rounding of the LVIS repeat factors (a host-side
+        wrapper, like `jbalance.sampling.epoch_indices`: the key is
+        ``jax.random.key(seed)``).
+      sweep: also solve for ``sweep_points`` values ``lam * 2 ** linspace(-4, 4, k)``
+        (`solve_path`).
+      sweep_points: number of sweep values.
+      progress: as in `solve` (called by the solve and by the sweep).
+      num_classes: as in `solve`.
+
+    Returns:
+      A `Plan`.
+
+    Raises:
+      ValueError: as `solve`; ``sweep_points < 1``; a non-positive ``lvis_threshold``.
+
+    Examples:
+      >>> import numpy as np
+      >>> from jbalance import resample
+      >>> counts = np.array([[1, 0], [1, 0], [1, 0], [1, 0], [0, 1], [1, 1]])
+      >>> p = resample.plan(counts, lam=0.01)
+      >>> p.summary.ratio_after <= 1.5, len(resample.indices(p.repeats)) == p.summary.size_after
+      (True, True)
+
+    .. versionadded:: 0.2.0
+    """
+    if isinstance(sweep_points, bool) or not isinstance(sweep_points, (int, np.integer)) \
+            or sweep_points < 1:
+        raise ValueError(f"`sweep_points` must be a positive int, got {sweep_points!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"`seed` must be an int, got {seed!r}.")
+    key = jax.random.key(seed)
+    _problem.check_hyper(lvis_threshold, "lvis_threshold", positive=True)
+    obj = _problem.objects(counts, num_classes=num_classes)
+    if not _problem.is_sparse(counts) and np.ndim(counts) == 1:
+        counts = _problem.class_ids_to_counts(counts, num_classes)
+    totals = _problem.class_totals(obj)
+    empty = tuple(int(c) for c in np.flatnonzero(totals == 0))
+    options = dict(target=target, max_repeat=max_repeat, num_steps=num_steps,
+                   empty_classes="ignore" if empty else "error", progress=progress)
+    t0 = time.perf_counter()
+    sol = _api.solve(counts, lam=lam, **options)
+    repeats = np.asarray(sol.repeats).astype(np.int64)
+    seconds = time.perf_counter() - t0
+    summ = _baselines.summary(counts, repeats)
+    threshold = default_lvis_threshold(obj) if lvis_threshold is None else float(lvis_threshold)
+    rf = _baselines.repeat_factor_sampling(counts, threshold=threshold)
+    lvis_repeats = np.asarray(_baselines.stochastic_round(key, rf)).astype(
+            np.int64)
+    lam_used = float(np.asarray(sol.lam))
+    points = None
+    if sweep:
+        lams = lam_used * 2.0 ** np.linspace(-4, 4, sweep_points)
+        path = _api.solve_path(counts, lams, **options)
+        reps = np.asarray(path.repeats)
+        objs = np.asarray(path.objective)
+        points = []
+        for j, lm in enumerate(lams):
+            s = _baselines.summary(counts, reps[j])
+            points.append(SweepPoint(lam=float(lm), objective=float(objs[j]),
+                                     ratio_after=s.ratio_after, cv_after=s.cv_after,
+                                     dropped=s.dropped, duplicated=s.duplicated,
+                                     size_after=s.size_after))
+        points = tuple(points)
+    return Plan(solution=sol, repeats=repeats, summary=summ, lam=lam_used,
+                lvis_threshold=threshold, lvis_repeats=lvis_repeats,
+                lvis=_baselines.summary(counts, lvis_repeats), empty_classes=empty,
+                sweep=points, seconds=seconds)
