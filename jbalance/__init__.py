@@ -20,7 +20,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("augment", "boxes", "checks", "io", "losses", "metrics", "resample", "sampling", "sharding")
+_SUBMODULES = ("augment", "boxes", "checks", "io", "losses", "metrics", "resample", "sampling",
+               "sharding")
 __all__ = [*_SUBMODULES, "report", "__version__"]
 
 

@@ -144,23 +144,9 @@ def _load(args: argparse.Namespace) -> _io.LabelSet:
     return _io.load(args.labels, format=fmt, **options)
 
 
-def _jsonable(value: Any) -> Any:
-    """NumPy/JAX values to plain Python; non-finite floats to None (strict JSON)."""
-    if hasattr(value, "_asdict"):
-        return {k: _jsonable(v) for k, v in value._asdict().items()}
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
-        return _jsonable(value.tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _emit_json(payload: dict[str, Any]) -> None:
-    print(json.dumps(_jsonable(payload), indent=2, allow_nan=False))
+    # Every part is already plain Python (`as_dict` of the report and of the plan).
+    print(json.dumps(payload, indent=2, allow_nan=False))
 
 
 def _fmt(x: float, digits: int = 2) -> str:
@@ -210,18 +196,8 @@ class _Progress:
 
 
 def _save_figure(fig: Any, path: str) -> None:
-    """Saves a figure atomically (temporary file in the same folder, then ``os.replace``)."""
-    target = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, dpi=120, format=target.suffix.lstrip(".") or "png")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+    fmt = pathlib.Path(path).suffix.lstrip(".") or "png"
+    _io.atomic_write(path, lambda f: fig.savefig(f, dpi=120, format=fmt))
 
 
 def _plot_distribution(rep: Any, path: str, title: str) -> None:
@@ -337,65 +313,13 @@ def _plan(ls: _io.LabelSet, *, quiet: bool, sweep_points: int | None = None,
     return out
 
 
-def _empty_names(ls: _io.LabelSet, res: Any) -> list[str]:
-    return [ls.class_names[c] for c in res.empty_classes]
-
-
 def _sweep_dicts(res: Any) -> list[dict[str, Any]] | None:
-    if res.sweep is None:
-        return None
-    return [{**p._asdict(), "changed": p.dropped + p.duplicated} for p in res.sweep]
-
-
-def _plan_table(ls: _io.LabelSet, res: Any) -> str:
-    s, lv = res.summary, res.lvis
-    rows = [
-        ("images per epoch", f"{s.size_before}", f"{s.size_after}", f"{lv.size_after}"),
-        ("max/min class ratio", _fmt(s.ratio_before), _fmt(s.ratio_after),
-         _fmt(lv.ratio_after)),
-        ("CV of class totals", _fmt(s.cv_before, 3), _fmt(s.cv_after, 3),
-         _fmt(lv.cv_after, 3)),
-        ("images dropped", "0", f"{s.dropped}", f"{lv.dropped}"),
-        ("images duplicated", "0", f"{s.duplicated}", f"{lv.duplicated}"),
-        ("classes erased", "0", f"{len(s.erased)}", f"{len(lv.erased)}"),
-    ]
-    head = ("", "before", "jbalance", "LVIS RFS")
-    widths = [max(len(r[k]) for r in [head, *rows]) for k in range(4)]
-    lines = [
-        f"resampling plan for {ls.source} ({ls.num_images} images, {ls.num_classes} classes): "
-        f"lam={res.lam:.3g}, solved in {res.seconds:.1f} s; LVIS threshold "
-        f"{res.lvis_threshold:.3g}",
-        "",
-        "  ".join(h.ljust(widths[0]) if k == 0 else h.rjust(widths[k])
-                  for k, h in enumerate(head)),
-    ]
-    for r in rows:
-        lines.append("  ".join(v.ljust(widths[0]) if k == 0 else v.rjust(widths[k])
-                               for k, v in enumerate(r)))
-    if res.empty_classes:
-        lines.append(f"\nclasses without any example, left out of the objective: "
-                     f"{', '.join(_empty_names(ls, res))}")
-    if res.sweep:
-        lines += ["", "trade-off (lam sweep): lam, max/min ratio, CV, dropped, duplicated, "
-                  "images per epoch"]
-        for p in res.sweep:
-            lines.append(f"  {p.lam:10.3g}  {_fmt(p.ratio_after):>7}  "
-                         f"{_fmt(p.cv_after, 3):>6}  {p.dropped:>7}  "
-                         f"{p.duplicated:>7}  {p.size_after:>8}")
-    return "\n".join(lines)
+    return res.as_dict()["sweep"]
 
 
 def _plan_json(ls: _io.LabelSet, res: Any, outputs: dict[str, str | None]) -> dict[str, Any]:
-    sol = res.solution
-    return {
-        "source": ls.source, "format": ls.format, "class_names": ls.class_names,
-        "lam": res.lam, "objective": float(np.asarray(sol.objective)),
-        "lower_bound": float(np.asarray(sol.lower_bound)),
-        "seconds": res.seconds, "jbalance": res.summary._asdict(),
-        "lvis": {"threshold": res.lvis_threshold, **res.lvis._asdict()},
-        "empty_classes": _empty_names(ls, res), "sweep": _sweep_dicts(res),
-        **outputs,
-    }
+    return {"source": ls.source, "format": ls.format, "class_names": list(ls.class_names),
+            **res.as_dict(class_names=ls.class_names), **outputs}
 
 
 def _write_plan_outputs(ls: _io.LabelSet, res: Any, out: str | None, indices: str | None,
@@ -441,7 +365,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         _emit_json(_plan_json(ls, res, {"out": args.out, "indices": args.indices,
                                         "image_list": args.image_list, "plot": args.plot}))
     else:
-        print(_plan_table(ls, res))
+        print(res.to_table(class_names=ls.class_names,
+                           title=f"resampling plan for {ls.source} ({ls.num_images} images, "
+                                 f"{ls.num_classes} classes)"))
         for p in written:
             print(f"wrote {p}")
         if not args.out:
@@ -491,7 +417,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     csv_path = out_dir / "plan.csv"
     written = _write_plan_outputs(ls, res, str(csv_path), None,
                                   str(out_dir / "plan.png") if plot else None)
-    print(_plan_table(ls, res))
+    print(res.to_table(class_names=ls.class_names,
+                       title=f"resampling plan for {ls.source} ({ls.num_images} images, "
+                             f"{ls.num_classes} classes)"))
     s = res.summary
     print("\n[3/3] what to do with it\n")
     for p in ([str(out_dir / "distribution.png")] if plot else []) + written:

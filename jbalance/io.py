@@ -11,6 +11,7 @@ record; a reader's work is bounded by its input's size. Every writer writes atom
 from jbalance._src.io import MAX_UNNAMED_CLASSES as MAX_UNNAMED_CLASSES
 from jbalance._src.io import LabelFormatError as LabelFormatError
 from jbalance._src.io import LabelSet as LabelSet
+from jbalance._src.io import atomic_write as atomic_write
 from jbalance._src.io import detect_format as detect_format
 from jbalance._src.io import from_counts as from_counts
 from jbalance._src.io import image_size as image_size
@@ -30,6 +31,7 @@ __all__ = [
     "MAX_UNNAMED_CLASSES",
     "LabelFormatError",
     "LabelSet",
+    "atomic_write",
     "detect_format",
     "from_counts",
     "image_size",

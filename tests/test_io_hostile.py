@@ -90,7 +90,7 @@ def test_writer_error_while_formatting_keeps_the_old_file(tmp_path):
         raise RuntimeError("formatting failed")
 
     with pytest.raises(RuntimeError):
-        writers._atomic_write(target, write)
+        writers.atomic_write(target, write)
     assert target.read_text() == "old\n" and len(list(tmp_path.iterdir())) == 1
 
 

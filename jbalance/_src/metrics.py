@@ -119,8 +119,8 @@ def _multilabel_inputs(labels: Any, predictions: Any, num_classes: int,
     return as_bool(labels), as_bool(predictions), where
 
 
-def confusion_matrix(labels: Num["n *c"], predictions: Num["n *k"], *, num_classes: int,
-                     where: Bool["n *c"] | None = None) -> Int["*m"]:
+def confusion_matrix(labels: Num[" n *c"], predictions: Num[" n *k"], *, num_classes: int,
+                     where: Bool[" n *c"] | None = None) -> Int[" *m"]:
     r"""Confusion matrix: multi-class ``[C, C]``, or per-class ``[C, 2, 2]`` for multi-label.
 
     The function dispatches on the rank of ``labels``:
@@ -191,9 +191,9 @@ def confusion_matrix(labels: Num["n *c"], predictions: Num["n *k"], *, num_class
     return hist[:overflow].reshape(num_classes, num_classes).astype(jnp.int32)
 
 
-def multilabel_confusion_matrix(labels: Num["n c"], predictions: Num["n c"], *,
+def multilabel_confusion_matrix(labels: Num[" n c"], predictions: Num[" n c"], *,
                                 num_classes: int,
-                                where: Bool["n *c"] | None = None) -> Int["c 2 2"]:
+                                where: Bool[" n *c"] | None = None) -> Int[" c 2 2"]:
     r"""Per-class binary confusion matrices ``[C, 2, 2]`` for multi-label 0/1 matrices.
 
     Entry ``[c]`` is ``[[tn, fp], [fn, tp]]`` for class ``c`` treated as a binary problem
@@ -269,7 +269,7 @@ def _per_class(tp: Array, fp: Array, fn: Array) -> dict[str, Array]:
     }
 
 
-def report_from_confusion(confusion: Int["c *m"]) -> dict[str, Array]:
+def report_from_confusion(confusion: Int[" c *m"]) -> dict[str, Array]:
     r"""Metrics from a confusion matrix (e.g. one summed over the batches of an eval set).
 
     Args:
@@ -317,8 +317,8 @@ def report_from_confusion(confusion: Int["c *m"]) -> dict[str, Array]:
         f"{shape}. Build it with `jbalance.metrics.confusion_matrix`.")
 
 
-def classification_report(labels: Num["n *c"], predictions: Num["n *k"], *, num_classes: int,
-                          where: Bool["n *c"] | None = None) -> dict[str, Array]:
+def classification_report(labels: Num[" n *c"], predictions: Num[" n *k"], *, num_classes: int,
+                          where: Bool[" n *c"] | None = None) -> dict[str, Array]:
     r"""Accuracy, balanced accuracy, per-class and macro/micro precision, recall and F1.
 
     Use it to evaluate a model trained on imbalanced data: ``accuracy`` (= ``micro_f1`` for
@@ -400,9 +400,9 @@ def classification_report(labels: Num["n *c"], predictions: Num["n *k"], *, num_
     return report_from_confusion(cm)
 
 
-def multilabel_classification_report(labels: Num["n c"], predictions: Num["n c"], *,
+def multilabel_classification_report(labels: Num[" n c"], predictions: Num[" n c"], *,
                                      num_classes: int,
-                                     where: Bool["n *c"] | None = None) -> dict[str, Array]:
+                                     where: Bool[" n *c"] | None = None) -> dict[str, Array]:
     r"""`classification_report` for multi-label 0/1 matrices ``[N, C]``.
 
     Each class is a binary problem; macro averages are over the ``num_classes`` classes,

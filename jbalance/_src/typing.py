@@ -3,7 +3,9 @@
 ``Float["*batch classes"]`` is ``Annotated[ArrayLike, Shape("*batch classes", "float")]``:
 a plain array type for type checkers and IDEs, carrying the shape and dtype kind in the
 jaxtyping notation (names bind to sizes, ``*name`` is any number of axes, integers are fixed
-sizes, ``_`` is any size). It needs no dependency at run time; ``tests/test_shapes.py``
+sizes, ``_`` is any size). Specs start with a space (``Int[" n"]``), as jaxtyping advises, so
+that linters read them as strings rather than forward references. It needs no dependency at
+run time; ``tests/test_shapes.py``
 calls the public functions and checks every annotated argument and result against its spec,
 with the same name bound to the same size throughout a call.
 """

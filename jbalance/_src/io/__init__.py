@@ -36,6 +36,7 @@ from jbalance._src.io.detect import FORMATS, detect_format, load
 from jbalance._src.io.numpy import read_numpy
 from jbalance._src.io.voc import read_voc
 from jbalance._src.io.writers import (
+    atomic_write,
     read_repeats,
     write_image_list,
     write_indices,

@@ -1,6 +1,6 @@
 """Writers for plans and label sets; every file is written atomically.
 
-`_atomic_write` is the one way a file is written: into a temporary file in the target's
+`atomic_write` is the one way a file is written: into a temporary file in the target's
 folder, flushed and ``fsync``-ed, then moved over the target with ``os.replace`` (atomic on
 POSIX and Windows). A failure part-way (disk full, ``ulimit -f``, an exception while
 formatting) leaves the old file as it was and no temporary file behind; OS errors are
@@ -31,8 +31,30 @@ def _default_mode() -> int:
     return 0o666 & ~mask
 
 
-def _atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> pathlib.Path:
-    """Writes ``path`` atomically: ``write(f)`` fills a binary temp file that replaces it."""
+def atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> pathlib.Path:
+    r"""Writes ``path`` atomically: ``write(f)`` fills a binary temp file that replaces it.
+
+    The one way jbalance writes files: a temporary file in the same folder is filled,
+    flushed, ``fsync``-ed, given the old file's permissions and moved over ``path`` with
+    `os.replace`. A failure part-way leaves the old file intact and no temporary file.
+
+    Args:
+      path: the file to write.
+      write: called once with the open binary temp file (e.g. ``fig.savefig(f)``).
+
+    Returns:
+      ``path`` as a `pathlib.Path`.
+
+    Raises:
+      OSError: of the original type and errno, naming ``path``.
+
+    Examples:
+      >>> import pathlib, tempfile
+      >>> from jbalance import io
+      >>> target = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
+      >>> io.atomic_write(target, lambda f: f.write(b"hello")).read_text()
+      'hello'
+    """
     path = pathlib.Path(path)
     folder = path.parent
     try:
@@ -67,7 +89,7 @@ def _atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> pathlib
 
 
 def _write_text(path: PathLike, text: str) -> pathlib.Path:
-    return _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def _write_csv(path: PathLike, rows: Any) -> pathlib.Path:
@@ -76,9 +98,9 @@ def _write_csv(path: PathLike, rows: Any) -> pathlib.Path:
         text = io.TextIOWrapper(f, encoding="utf-8", newline="", write_through=True)
         csv.writer(text, lineterminator="\n").writerows(rows)
         text.flush()
-        text.detach()  # leave the binary file open for _atomic_write's fsync
+        text.detach()  # leave the binary file open for atomic_write's fsync
 
-    return _atomic_write(path, write)
+    return atomic_write(path, write)
 
 
 def _check_repeats(repeats: Any, image_ids: Sequence[Any] | None) -> tuple[np.ndarray, list[str]]:
@@ -232,7 +254,7 @@ def write_indices(path: PathLike, indices: Any, *,
     path = pathlib.Path(path)
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        return _atomic_write(path, lambda f: np.save(f, idx))
+        return atomic_write(path, lambda f: np.save(f, idx))
     if suffix == ".json":
         items = idx.tolist() if ids is None else [ids[i] for i in idx]
         return _write_text(path, json.dumps(items, ensure_ascii=False) + "\n")
@@ -278,7 +300,7 @@ def write_label_set(path: PathLike, label_set: LabelSet) -> pathlib.Path:
     arrays = {"counts": np.asarray(label_set.counts, np.int32),
               "class_names": np.asarray(label_set.class_names, dtype=str),
               "image_ids": np.asarray(label_set.image_ids, dtype=str)}
-    return _atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+    return atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
 
 
 def write_image_list(path: PathLike, label_set: LabelSet, indices: Any) -> pathlib.Path:

@@ -1,14 +1,13 @@
 r"""Baselines and helpers around a plan: LVIS repeat-factor sampling, stochastic rounding,
 the index list, and before/after statistics."""
 
-import math
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jbalance._src import checks
+from jbalance._src import checks, tables
 from jbalance._src.resample.problem import class_totals as _class_totals
 from jbalance._src.resample.problem import objects as _objects
 from jbalance._src.typing import Array, ArrayLike, PRNGKey
@@ -184,16 +183,6 @@ def indices(repeats: ArrayLike, *, total_size: int | None = None) -> Any:
                       total_repeat_length=total_size)
 
 
-def _ratio_cv(totals: np.ndarray) -> tuple[float, float]:
-    pos = totals[totals > 0]
-    ratio = float(totals.max() / totals.min()) if totals.min() > 0 else math.inf
-    if pos.size == 0:
-        return math.inf, math.nan
-    mean = float(totals.mean())
-    cv = float(totals.std() / mean) if mean > 0 else math.nan
-    return ratio, cv
-
-
 def summary(counts: Any, repeats: ArrayLike) -> Summary:
     r"""Class totals and balance statistics before and after applying ``repeats``.
 
@@ -204,7 +193,9 @@ def summary(counts: Any, repeats: ArrayLike) -> Summary:
     Returns:
       A `Summary`: ``totals_before``/``totals_after`` (float64 ``[C]``),
       ``ratio_before``/``ratio_after`` (max/min class total; ``inf`` when a class total is
-      0), ``cv_before``/``cv_after`` (standard deviation / mean of the class totals),
+      0 and another is not, 1 when all are 0), ``cv_before``/``cv_after`` (population
+      standard deviation / mean of the class totals, 0 when all are 0; the same rule as
+      `jbalance.report`),
       ``dropped`` (images with ``r = 0``), ``duplicated`` (``r > 1``),
       ``size_before``/``size_after`` (number of images), ``erased`` (classes whose total
       went from > 0 to 0). Plain Python/NumPy values: ``._asdict()`` is JSON-ready after
@@ -229,8 +220,8 @@ def summary(counts: Any, repeats: ArrayLike) -> Summary:
                          "`solve(...).repeats`).")
     before = _class_totals(obj)
     after = _class_totals(obj, r)
-    rb, cb = _ratio_cv(before)
-    ra, ca = _ratio_cv(after)
+    rb, cb = tables.balance_stats(before)
+    ra, ca = tables.balance_stats(after)
     erased = tuple(int(c) for c in np.flatnonzero((before > 0) & (after <= 0)))
     return Summary(totals_before=before, totals_after=after, ratio_before=rb, ratio_after=ra,
                    cv_before=cb, cv_after=ca, dropped=int((r == 0).sum()),

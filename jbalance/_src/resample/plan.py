@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from jbalance._src import tables
 from jbalance._src.resample import api as _api
 from jbalance._src.resample import baselines as _baselines
 from jbalance._src.resample import problem as _problem
@@ -52,6 +53,51 @@ class Plan(NamedTuple):
     empty_classes: tuple[int, ...]
     sweep: tuple[SweepPoint, ...] | None
     seconds: float
+
+    def as_dict(self, *, class_names: Any = None) -> dict[str, Any]:
+        """Plain Python types only (``json.dumps(..., allow_nan=False)`` works; non-finite
+        numbers become ``None``); ``empty_classes`` by name when ``class_names`` is given."""
+        names = None if class_names is None else [str(n) for n in class_names]
+        sweep = None if self.sweep is None else [
+                {**p._asdict(), "changed": p.dropped + p.duplicated} for p in self.sweep]
+        return tables.jsonable({
+                "lam": self.lam,
+                "objective": float(np.asarray(self.solution.objective)),
+                "lower_bound": float(np.asarray(self.solution.lower_bound)),
+                "seconds": self.seconds,
+                "jbalance": self.summary,
+                "lvis": {"threshold": self.lvis_threshold, **self.lvis._asdict()},
+                "empty_classes": [names[c] if names else c for c in self.empty_classes],
+                "sweep": sweep,
+        })
+
+    def to_table(self, *, class_names: Any = None, title: str = "resampling plan") -> str:
+        """The plan as text: before / jbalance / LVIS side by side, then the sweep."""
+        s, lv, f = self.summary, self.lvis, tables.fmt
+        rows = [
+                ("images per epoch", s.size_before, s.size_after, lv.size_after),
+                ("max/min class ratio", f(s.ratio_before), f(s.ratio_after), f(lv.ratio_after)),
+                ("CV of class totals", f(s.cv_before, 3), f(s.cv_after, 3), f(lv.cv_after, 3)),
+                ("images dropped", 0, s.dropped, lv.dropped),
+                ("images duplicated", 0, s.duplicated, lv.duplicated),
+                ("classes erased", 0, len(s.erased), len(lv.erased)),
+        ]
+        lines = [f"{title}: lam={self.lam:.3g}, solved in {self.seconds:.1f} s; LVIS "
+                 f"threshold {self.lvis_threshold:.3g}", "",
+                 tables.table(("", "before", "jbalance", "LVIS RFS"), rows)]
+        if self.empty_classes:
+            names = [str(class_names[c]) if class_names is not None else str(c)
+                     for c in self.empty_classes]
+            lines.append(f"\nclasses without any example, left out of the objective: "
+                         f"{', '.join(names)}")
+        if self.sweep:
+            lines += ["", "trade-off (lam sweep):",
+                      tables.table(("lam", "max/min ratio", "CV", "dropped", "duplicated",
+                                    "images per epoch"),
+                                   [(f"{p.lam:.3g}", f(p.ratio_after), f(p.cv_after, 3),
+                                     p.dropped, p.duplicated, p.size_after)
+                                    for p in self.sweep], align=">>>>>>")]
+        return "\n".join(lines)
 
 
 def default_lvis_threshold(obj: _problem.Objects) -> float:

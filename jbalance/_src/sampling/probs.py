@@ -63,9 +63,9 @@ def _valid(labels: jax.Array, num_classes: int, where: Any) -> jax.Array:
     return valid if where is None else valid & where
 
 
-def class_balanced_probs(labels: Int["n"], *, num_classes: int, q: ArrayLike = 0.0,
-                         where: Bool["n"] | None = None, dtype: Any = jnp.float32
-                         ) -> Float["n"]:
+def class_balanced_probs(labels: Int[" n"], *, num_classes: int, q: ArrayLike = 0.0,
+                         where: Bool[" n"] | None = None, dtype: Any = jnp.float32
+                         ) -> Float[" n"]:
     r"""Per-example probabilities from class-balanced (``q=0``) to instance-balanced (``q=1``).
 
     Decoupled training (Kang et al.) re-trains the classifier of a long-tailed model on
@@ -143,9 +143,9 @@ def _progressive(labels, where, t, *, num_classes):
     return (1 - t) * instance + t * balanced
 
 
-def progressive_probs(labels: Int["n"], *, num_classes: int, progress: ArrayLike,
-                      where: Bool["n"] | None = None, dtype: Any = jnp.float32
-                      ) -> Float["n"]:
+def progressive_probs(labels: Int[" n"], *, num_classes: int, progress: ArrayLike,
+                      where: Bool[" n"] | None = None, dtype: Any = jnp.float32
+                      ) -> Float[" n"]:
     r"""Progressively-balanced sampling: instance-balanced at ``progress=0``, class-balanced at 1.
 
     .. math::
@@ -189,7 +189,7 @@ def progressive_probs(labels: Int["n"], *, num_classes: int, progress: ArrayLike
                         num_classes=int(num_classes))
 
 
-def sample_indices(key: PRNGKey, probs: Float["n"], num_samples: int) -> Int["num_samples"]:
+def sample_indices(key: PRNGKey, probs: Float[" n"], num_samples: int) -> Int[" num_samples"]:
     r"""Draws ``num_samples`` indices with replacement, index ``i`` with probability ``probs[i]``.
 
     The inverse-CDF method, organised as a 16-ary tree so that float32 stays accurate and
