@@ -46,3 +46,34 @@ def test_sampling_annotations_hold():
     check_call(sampling.progressive_probs, y, num_classes=3, progress=0.3)
     out = check_call(sampling.sample_indices, jax.random.key(0), p, 11)
     assert out.shape == (11,)
+
+
+def test_resample_annotations_hold():
+    from jbalance import resample
+
+    Y = np.array([[3, 0, 0], [2, 1, 0], [4, 0, 1], [0, 1, 0], [1, 0, 1]], np.int32)
+    sol = check_call(resample.solve, Y, max_repeat=3, num_steps=50)
+    check_call(resample.summary, Y, np.asarray(sol.repeats))
+    rf = check_call(resample.repeat_factor_sampling, Y, threshold=0.5)
+    check_call(resample.stochastic_round, jax.random.key(0), rf)
+    check_call(resample.indices, np.asarray(sol.repeats))
+    check_call(resample.objective_value, Y, np.asarray(sol.repeats))
+    with pytest.raises(AssertionError):
+        check_call(resample.summary, Y, np.ones(4, np.int32))
+
+
+@pytest.mark.parametrize("module,names", [
+    ("metrics", None), ("sampling", ("class_balanced_probs", "progressive_probs",
+                                     "sample_indices")),
+    ("resample", ("solve", "relax", "solve_path", "objective_value",
+                  "repeat_factor_sampling", "stochastic_round", "indices", "summary")),
+    ("losses", None), ("augment", None), ("boxes", ("convert", "pad_objects")),
+])
+def test_public_array_functions_are_annotated(module, names):
+    import importlib
+    import inspect
+
+    mod = importlib.import_module(f"jbalance.{module}")
+    names = names or [n for n in mod.__all__ if inspect.isfunction(getattr(mod, n))]
+    bare = [n for n in names if not annotated_parameters(getattr(mod, n))]
+    assert not bare, f"jbalance.{module}: no shape annotations on {bare}"

@@ -22,7 +22,7 @@ from jbalance._src.resample import problem as _problem
 from jbalance._src.resample import relax as _relax
 from jbalance._src.resample import rounding as _rounding
 from jbalance._src.resample.relax import Relaxed
-from jbalance._src.typing import Array, ArrayLike
+from jbalance._src.typing import Array, ArrayLike, Float, Num
 
 
 class Solution(NamedTuple):
@@ -192,7 +192,7 @@ def _check_guard(st: _Setup, sol: Solution) -> None:
 
 
 def solve(
-        counts: Any,
+        counts: Num[" n *c"],
         *,
         lam: ArrayLike | None = None,
         target: str | ArrayLike = "median",
@@ -326,7 +326,7 @@ def solve(
 
 
 def relax(
-        counts: Any,
+        counts: Num[" n *c"],
         *,
         lam: ArrayLike | None = None,
         target: str | ArrayLike = "median",
@@ -385,8 +385,8 @@ def relax(
 
 
 def solve_path(
-        counts: Any,
-        lams: ArrayLike,
+        counts: Num[" n *c"],
+        lams: Float[" k"],
         *,
         target: str | ArrayLike = "median",
         tau: float = 0.0,
@@ -449,7 +449,7 @@ def solve_path(
     return sol
 
 
-def objective_value(counts: Any, repeats: ArrayLike, *, lam: float | None = None,
+def objective_value(counts: Num[" n *c"], repeats: Num[" n"], *, lam: float | None = None,
                     target: str | ArrayLike = "median", tau: float = 0.0,
                     objective: str = "l1", delta: float = 0.05,
                     empty_classes: str = "error") -> float:

@@ -1,7 +1,7 @@
 r"""Baselines and helpers around a plan: LVIS repeat-factor sampling, stochastic rounding,
 the index list, and before/after statistics."""
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +10,7 @@ import numpy as np
 from jbalance._src import checks, tables
 from jbalance._src.resample.problem import class_totals as _class_totals
 from jbalance._src.resample.problem import objects as _objects
-from jbalance._src.typing import Array, ArrayLike, PRNGKey
+from jbalance._src.typing import ArrayLike, Float, Int, Num, PRNGKey
 
 
 class Summary(NamedTuple):
@@ -29,8 +29,8 @@ class Summary(NamedTuple):
     erased: tuple[int, ...]
 
 
-def repeat_factor_sampling(counts: Any, *, threshold: ArrayLike = 0.001,
-                           sqrt: bool = True) -> Array:
+def repeat_factor_sampling(counts: Num[" n *c"], *, threshold: ArrayLike = 0.001,
+                           sqrt: bool = True) -> Float[" n"]:
     r"""Expected repeat factors of LVIS repeat-factor sampling (a baseline).
 
     As in LVIS and detectron2's ``RepeatFactorTrainingSampler``: with :math:`f_c` the
@@ -96,7 +96,7 @@ def repeat_factor_sampling(counts: Any, *, threshold: ArrayLike = 0.001,
     return jnp.maximum(out, 1)
 
 
-def stochastic_round(key: PRNGKey, rates: ArrayLike) -> Array:
+def stochastic_round(key: PRNGKey, rates: Float[" n"]) -> Int[" n"]:
     r"""Unbiased integer rounding: ``floor(x) + Bernoulli(x - floor(x))`` per entry.
 
     Args:
@@ -126,7 +126,7 @@ def stochastic_round(key: PRNGKey, rates: ArrayLike) -> Array:
     return (base + (u < rates - base).astype(rates.dtype)).astype(jnp.int32)
 
 
-def indices(repeats: ArrayLike, *, total_size: int | None = None) -> Any:
+def indices(repeats: Num[" n"], *, total_size: int | None = None) -> Int[" m"]:
     r"""The resampled index list: image ``i`` appears ``repeats[i]`` times, in order.
 
     Feed it to any data loader (a grain/tf.data index source, a PyTorch ``Sampler`` such
@@ -183,7 +183,7 @@ def indices(repeats: ArrayLike, *, total_size: int | None = None) -> Any:
                       total_repeat_length=total_size)
 
 
-def summary(counts: Any, repeats: ArrayLike) -> Summary:
+def summary(counts: Num[" n *c"], repeats: Num[" n"]) -> Summary:
     r"""Class totals and balance statistics before and after applying ``repeats``.
 
     Args:
