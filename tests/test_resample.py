@@ -160,8 +160,8 @@ def test_input_formats_agree():
 
 @pytest.mark.parametrize("bad, match", [
         (np.array([[1, -1], [0, 2]]), "negative"),
-        (np.array([[1.0, np.nan], [0, 2]]), "NaN"),
-        (np.array([[1.5, 1], [0, 2]]), "non-integer"),
+        (np.array([[1.0, np.nan], [0, 2]]), "count is nan; counts must be finite"),
+        (np.array([[1.5, 1], [0, 2]]), "not a whole number"),
         (np.array([1.0, 2.0, 3.0]), "rank 2"),
         (np.ones((2, 2, 2)), "rank 2"),
         (np.array([[1, 0], [2, 0]]), "no examples"),

@@ -211,6 +211,39 @@ def check_nonnegative(x: Any, name: str, fix: str = "") -> None:
 
 
 # ----------------------------------------------------------------------------------------
+# Counts: the one rule for count matrices (readers, report, solver).
+# ----------------------------------------------------------------------------------------
+
+_INT32_MAX = int(np.iinfo(np.int32).max)
+
+
+def count_problem(values: Any) -> tuple[tuple[int, ...], str] | None:
+    """The first entry of a count array that is not a count, as ``(index, reason)``.
+
+    A count is a finite, non-negative whole number within the int32 range (booleans are
+    0/1 presence). Returns ``None`` when every entry is a count. Callers wrap the reason in
+    their own error (`ValueError` naming the argument, or the readers' `LabelFormatError`
+    naming the file and record).
+    """
+    arr = np.asarray(values)
+    if arr.dtype == np.bool_ or arr.size == 0:
+        return None
+    if arr.dtype.kind not in "iuf":
+        return (), f"counts must be numbers, got dtype {arr.dtype}"
+    tests = []
+    if arr.dtype.kind == "f":
+        tests += [(~np.isfinite(arr), "count is {v}; counts must be finite"),
+                  (arr != np.round(arr), "count {v} is not a whole number")]
+    tests += [(arr < 0, "count {v} is negative; counts must be >= 0"),
+              (arr > _INT32_MAX, "count {v} exceeds the int32 range")]
+    for bad, reason in tests:
+        if bad.any():
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            return index, reason.format(v=arr[index])
+    return None
+
+
+# ----------------------------------------------------------------------------------------
 # The dtype rule and the `where` rule, shared by every module.
 # ----------------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from jbalance._src import checks
 from jbalance._src.boxes import Objects
 
 PathLike = str | os.PathLike
@@ -108,29 +109,11 @@ def _as_count_matrix(values: Any, path: PathLike | None, name: str = "counts") -
     if arr.ndim != 2:
         raise LabelFormatError(path, name, f"a count matrix must be 2-D [num_images, "
                                f"num_classes], got shape {arr.shape}")
-    if arr.dtype == np.bool_:
-        return arr.astype(np.int32)
-    if arr.dtype.kind not in "iuf":
-        raise LabelFormatError(path, name, f"counts must be numbers, got dtype {arr.dtype}")
-    if arr.dtype.kind == "f":
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            i, c = np.argwhere(bad)[0]
-            raise LabelFormatError(path, f"{name}[{i}, {c}]",
-                                   f"count is {arr[i, c]}; counts must be finite")
-        frac = arr != np.round(arr)
-        if frac.any():
-            i, c = np.argwhere(frac)[0]
-            raise LabelFormatError(path, f"{name}[{i}, {c}]",
-                                   f"count {arr[i, c]} is not a whole number")
-    if arr.size and arr.min() < 0:
-        i, c = np.argwhere(arr < 0)[0]
-        raise LabelFormatError(path, f"{name}[{i}, {c}]",
-                               f"count {arr[i, c]} is negative; counts must be >= 0")
-    if arr.size and arr.max() > _INT32_MAX:
-        i, c = np.argwhere(arr > _INT32_MAX)[0]
-        raise LabelFormatError(path, f"{name}[{i}, {c}]",
-                               f"count {arr[i, c]} exceeds the int32 range")
+    bad = checks.count_problem(arr)
+    if bad is not None:
+        index, reason = bad
+        where = f"{name}[{', '.join(map(str, index))}]" if index else name
+        raise LabelFormatError(path, where, reason)
     return arr.astype(np.int32)
 
 

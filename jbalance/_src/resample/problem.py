@@ -105,16 +105,10 @@ def objects(counts: Any, name: str = "counts", num_classes: int | None = None) -
         rows, cols = np.nonzero(dense)
         vals = dense[rows, cols]
         n_img, n_cls = dense.shape
+    bad = checks.count_problem(vals)
+    if bad is not None:
+        raise ValueError(f"`{name}`: {bad[1]} (pass object counts or 0/1 presence).")
     vals = np.asarray(vals, np.float64)
-    if vals.size and not np.isfinite(vals).all():
-        raise ValueError(f"`{name}` contains NaN or infinite values; counts must be finite "
-                         "non-negative integers.")
-    if vals.size and (vals < 0).any():
-        raise ValueError(f"`{name}` contains negative values (min {vals.min():g}); counts "
-                         "must be non-negative integers (object counts or 0/1 presence).")
-    if vals.size and (vals != np.floor(vals)).any():
-        raise ValueError(f"`{name}` contains non-integer values; pass object counts or 0/1 "
-                         "presence (e.g. `np.rint(counts)` if they are integral floats).")
     if n_img < 1 or n_cls < 1:
         raise ValueError(f"`{name}` must have at least one image and one class, got shape "
                          f"{(n_img, n_cls)}.")
