@@ -97,3 +97,91 @@ def sigmoid_focal(logits, labels, gamma=2.0, alpha=0.25, class_weights=None):
     if class_weights is not None:
         loss = loss * np.asarray(class_weights, np.float64)
     return loss
+
+
+# ------------------------------------------------------------------------------------------
+# Long-tail losses, written from the papers / the authors' PyTorch code, loop by loop.
+# ------------------------------------------------------------------------------------------
+
+
+def cross_entropy_ids(logits, ids, class_weights=None):
+    """PyTorch F.cross_entropy(z, y, weight=w, reduction="none") = w_y * (-log softmax(z)_y)."""
+    z = np.asarray(logits, np.float64)
+    ids = np.asarray(ids)
+    ls = log_softmax(z)
+    out = np.empty(z.shape[:-1])
+    for idx in np.ndindex(out.shape):
+        w = 1.0 if class_weights is None else float(class_weights[ids[idx]])
+        out[idx] = -w * ls[idx + (ids[idx],)]
+    return out
+
+
+def log_prior(counts):
+    # Menon et al.: log pi_c = log(n_c / N); jbalance's documented rule for n_c = 0 (half the
+    # smallest positive count; uniform if nothing was seen).
+    n = np.asarray(counts, np.float64)
+    if not (n > 0).any():
+        return np.full(n.shape, -np.log(n.size))
+    n_eff = np.where(n > 0, n, n[n > 0].min() / 2)
+    return np.log(n_eff) - np.log(n.sum())
+
+
+def logit_adjusted_ce(logits, labels, log_prior_, tau=1.0, class_weights=None,
+                      label_smoothing=0.0):
+    # Menon et al. eq. (10): CE on z + tau * log pi.
+    z = np.asarray(logits, np.float64) + tau * np.asarray(log_prior_, np.float64)
+    return softmax_cross_entropy(z, labels, class_weights, label_smoothing)
+
+
+def ldam_loss(logits, ids, counts, max_m=0.5, s=30.0, weight=None):
+    # kaidic/LDAM-DRW losses.py LDAMLoss: m = 1/n^(1/4) scaled so max is max_m;
+    # x_m = x - m_y at the target, F.cross_entropy(s * output, target, weight=weight).
+    n = np.asarray(counts, np.float64)
+    m_list = 1.0 / np.sqrt(np.sqrt(n))
+    m_list = m_list * (max_m / np.max(m_list))
+    z = np.array(logits, np.float64)
+    ids = np.asarray(ids)
+    for i, y in enumerate(ids):
+        z[i, y] -= m_list[y]
+    return cross_entropy_ids(s * z, ids, weight)
+
+
+def seesaw_ce(logits, ids, cum_samples, p=0.8, q=2.0, eps=1e-2):
+    # mmdet seesaw_ce_loss, reduction="none", label_weights=None, literally (probability space).
+    z = np.asarray(logits, np.float64)
+    num_classes = z.shape[-1]
+    cum = np.asarray(cum_samples, np.float64)
+    onehot = np.eye(num_classes)[ids]
+    seesaw_weights = np.ones_like(z)
+    if p > 0:
+        ratio = np.maximum(cum, 1)[None, :] / np.maximum(cum, 1)[:, None]
+        index = (ratio < 1.0).astype(np.float64)
+        sample_weights = ratio ** p * index + (1 - index)
+        seesaw_weights = seesaw_weights * sample_weights[ids, :]
+    if q > 0:
+        scores = np.exp(log_softmax(z))
+        self_scores = scores[np.arange(len(scores)), ids]
+        score_matrix = scores / np.maximum(self_scores, eps)[:, None]
+        index = (score_matrix > 1.0).astype(np.float64)
+        seesaw_weights = seesaw_weights * (score_matrix ** q * index + (1 - index))
+    z = z + np.log(seesaw_weights) * (1 - onehot)
+    return cross_entropy_ids(z, ids)
+
+
+def effective_number_weights(counts, beta):
+    return class_weights(counts, "effective_number", beta)
+
+
+def asymmetric_timm(logits, labels, gamma_neg=4.0, gamma_pos=0.0, clip=0.05, eps=1e-8):
+    # timm AsymmetricLossMultiLabel.forward, per element, before its final -sum.
+    x = np.asarray(logits, np.float64)
+    y = np.asarray(labels, np.float64)
+    xs_pos = sigmoid(x)
+    xs_neg = 1 - xs_pos
+    if clip is not None and clip > 0:
+        xs_neg = np.minimum(xs_neg + clip, 1.0)
+    loss = y * np.log(np.maximum(xs_pos, eps)) + (1 - y) * np.log(np.maximum(xs_neg, eps))
+    if gamma_neg > 0 or gamma_pos > 0:
+        pt = xs_pos * y + xs_neg * (1 - y)
+        loss = loss * np.power(1 - pt, gamma_pos * y + gamma_neg * (1 - y))
+    return -loss

@@ -752,3 +752,133 @@ def test_bad_inputs(name):
     negative = jnp.asarray(-w)
     with pytest.raises(ValueError, match="class_weights"):
         jax.jit(lambda x: f(x, labels, class_weights=negative))(z)
+
+
+# ------------------------------------------------------------------------------------------
+# Issue 12: nothing silent. Each case failed on the previous code.
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SOFTMAX)
+def test_out_of_range_class_ids_raise_eagerly(name):
+    z, ids, *_ = _data(30)
+    f = getattr(losses, name)
+    for bad in (4, -1, -100):  # the previous code returned 0 (or the smoothing term)
+        with pytest.raises(ValueError, match="labels"):
+            f(z, np.where(np.arange(5) == 2, bad, ids))
+    # Masked or ignored ids are fine; ignore_index is PyTorch's: 0 loss and 0 gradient.
+    ids = np.where(np.arange(5) == 2, -100, ids)
+    keep = ids != -100
+    a = f(z, ids, where=keep)
+    b = f(z, ids, ignore_index=-100)
+    np.testing.assert_array_equal(a, b)
+    assert b[2] == 0
+    g = jax.grad(lambda x: jnp.sum(f(x, ids, ignore_index=-100)))(z)
+    np.testing.assert_array_equal(np.asarray(g)[2], 0)
+    with pytest.raises(TypeError, match="ignore_index"):
+        f(z, ids, ignore_index=-100.0)
+
+
+def test_ignore_index_matches_torch():
+    torch = pytest.importorskip("torch")
+    z, ids, *_, w = _data(31, shape=(8, 5))
+    ids = np.where(np.isin(np.arange(8), [1, 4]), -100, ids)
+    got = losses.weighted_softmax_cross_entropy(z, ids, class_weights=w, label_smoothing=0.1,
+                                                ignore_index=-100)
+    want = torch.nn.functional.cross_entropy(torch.tensor(z), torch.tensor(ids),
+                                             weight=torch.tensor(w), label_smoothing=0.1,
+                                             ignore_index=-100, reduction="none").numpy()
+    np.testing.assert_allclose(got, want, **F32)
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_bad_label_values_raise(name):
+    z, ids, soft, binary, unit, w = _data(32)
+    f = getattr(losses, name)
+    if name in SOFTMAX:
+        neg = soft.copy()
+        neg[0] = [1.5, -0.5, 0.0, 0.0]  # sums to 1, negative: the loss went negative before
+        bad_sets = [neg, np.where(np.arange(4) == 1, np.nan, soft).astype(np.float32),
+                    np.where(np.arange(4) == 1, np.inf, soft).astype(np.float32)]
+    else:
+        bad_sets = [binary * 2, binary - 0.5, np.where(binary > 0, np.nan, 0).astype(np.float32)]
+    for bad in bad_sets:
+        with pytest.raises(ValueError, match="labels"):
+            f(z, bad)
+    # Masked rows may hold anything (e.g. NaN for "unknown").
+    keep = np.ones(z.shape[:-1] if name in SOFTMAX else z.shape, bool)
+    keep[0] = False
+    nan_row = (soft if name in SOFTMAX else binary).copy()
+    nan_row[0] = np.nan
+    out = f(z, nan_row, where=keep)
+    assert np.isfinite(np.asarray(out)).all() and np.all(np.asarray(out)[0] == 0)
+    g = jax.grad(lambda x: jnp.sum(f(x, nan_row, where=keep)))(z)
+    assert np.isfinite(np.asarray(g)).all()
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_non_finite_weights_and_hyper_parameters_raise(name):
+    z, ids, soft, binary, unit, w = _data(33)
+    labels = _labels_for(name, ids, soft, binary)
+    f = getattr(losses, name)
+    for bad in (np.inf, np.nan):
+        with pytest.raises(ValueError, match="class_weights"):  # inf gave NaN losses before
+            f(z, labels, class_weights=np.where(np.arange(4) == 0, bad, w))
+    if name in ("softmax_focal_loss", "sigmoid_focal_loss"):
+        with pytest.raises(ValueError, match="gamma"):
+            f(z, labels, gamma=np.inf)
+    if name == "weighted_sigmoid_cross_entropy":
+        with pytest.raises(ValueError, match="pos_weight"):
+            f(z, labels, pos_weight=np.inf)
+
+
+def test_class_weights_non_finite_counts_raise():
+    for bad in (np.inf, np.nan):
+        with pytest.raises(ValueError, match="counts"):
+            losses.class_weights(np.array([3.0, bad, 1.0]))
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_masked_nan_logits_give_zero_gradient(name):
+    z, ids, soft, binary, unit, w = _data(34)
+    labels = _labels_for(name, ids, soft, binary)
+    z = z.copy()
+    z[1, 1], z[3, 2] = np.nan, -np.inf
+    keep = np.ones(z.shape[:-1], bool)
+    keep[[1, 3]] = False
+    where = keep if name in SOFTMAX else keep[:, None]
+    f = getattr(losses, name)
+    out = f(z, labels, class_weights=w, where=where)
+    assert np.isfinite(np.asarray(out)).all() and np.all(np.asarray(out)[~keep] == 0)
+    g = jax.grad(lambda x: jnp.sum(f(x, labels, class_weights=w, where=where)))(z)
+    assert np.isfinite(np.asarray(g)).all()  # the NaN leaked into every row's update before
+    np.testing.assert_array_equal(np.asarray(g)[~keep], 0)
+
+
+def test_checked_jit_reports_bad_labels_and_counts():
+    from jbalance import checks
+
+    z, ids, soft, binary, *_ = _data(35)
+    ce = jax.jit(checks.checked(losses.weighted_softmax_cross_entropy))
+    err, _ = ce(z, ids)
+    assert err.get() is None
+    err, _ = ce(z, jnp.asarray(ids).at[0].set(4))
+    assert "labels" in err.get()
+    with pytest.raises(Exception, match="labels"):
+        err.throw()
+    # Ignored ids pass; a plain (unchecked) jit gives NaN for an out-of-range id, never 0.
+    ig = jax.jit(checks.checked(functools.partial(losses.weighted_softmax_cross_entropy,
+                                                  ignore_index=-100)))
+    err, out = ig(z, jnp.asarray(ids).at[0].set(-100))
+    assert err.get() is None and out[0] == 0
+    plain = jax.jit(losses.weighted_softmax_cross_entropy)(z, jnp.asarray(ids).at[0].set(4))
+    assert np.isnan(plain[0]) and np.isfinite(plain[1:]).all()
+    cw = jax.jit(checks.checked(lambda n: losses.class_weights(n)))
+    assert cw(jnp.array([3, 1]))[0].get() is None
+    assert "counts" in cw(jnp.array([3, -1]))[0].get()
+    sg = jax.jit(checks.checked(losses.sigmoid_focal_loss))
+    assert sg(z, binary)[0].get() is None
+    assert "labels" in sg(z, binary + 0.5)[0].get()
+    wl = jax.jit(checks.checked(
+        lambda x, y, w: losses.weighted_softmax_cross_entropy(x, y, class_weights=w)))
+    assert "class_weights" in wl(z, ids, -jnp.ones(4))[0].get()
