@@ -543,3 +543,13 @@ def test_asymmetric_paths_agree_and_label_gradients():
         d = np.random.default_rng(1).standard_normal(z.shape)
         num = (total(z64, y64 + 1e-6 * d) - total(z64, y64 - 1e-6 * d)) / 2e-6
         np.testing.assert_allclose(jnp.sum(gy * d), num, rtol=1e-5)
+
+
+def test_deferred_reweighting_mixes_int_and_float_steps():
+    # Under the suite's strict promotion an int step against a float start must work.
+    counts = jnp.array([100.0, 10.0, 1.0])
+    for start, step in ((5.0, jnp.int32(7)), (5, jnp.float32(7.0)), (jnp.int32(5), 7)):
+        drw = losses.deferred_reweighting(counts, start_step=start)
+        np.testing.assert_allclose(np.asarray(drw(step)), np.asarray(
+            losses.class_weights(counts, method="effective_number", beta=0.9999)))
+        np.testing.assert_array_equal(np.asarray(drw(jnp.int32(2))), np.ones(3))

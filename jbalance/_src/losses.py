@@ -1295,7 +1295,10 @@ def deferred_reweighting(counts: ArrayLike, *, start_step: int | ArrayLike,
         step = jnp.asarray(step)
         if step.ndim:
             raise ValueError(f"`step` must be a scalar, got shape {step.shape}.")
-        return jnp.where(step >= start_step, weights, ones)
+        # Compare in float32: an int step and a float start (or the reverse) must not need
+        # implicit promotion (the library runs under strict promotion).
+        started = step.astype(jnp.float32) >= jnp.asarray(start_step).astype(jnp.float32)
+        return jnp.where(started, weights, ones)
 
     return schedule
 
