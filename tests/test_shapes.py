@@ -77,3 +77,30 @@ def test_public_array_functions_are_annotated(module, names):
     names = names or [n for n in mod.__all__ if inspect.isfunction(getattr(mod, n))]
     bare = [n for n in names if not annotated_parameters(getattr(mod, n))]
     assert not bare, f"jbalance.{module}: no shape annotations on {bare}"
+
+
+def test_losses_annotations_hold():
+    from jbalance import losses
+
+    key = jax.random.key(0)
+    logits = jax.random.normal(key, (4, 5, 3))
+    ids = jnp.zeros((4, 5), jnp.int32).at[0, 0].set(2)
+    multi = (jax.random.uniform(key, (4, 5, 3)) > 0.5).astype(jnp.float32)
+    counts = jnp.array([50.0, 5.0, 1.0])
+    prior = check_call(losses.log_prior, counts)
+    w = check_call(losses.class_weights, counts)
+    check_call(losses.adjust_logits, logits, prior)
+    for fn, extra in ((losses.weighted_softmax_cross_entropy, {"class_weights": w}),
+                      (losses.softmax_focal_loss, {}),
+                      (losses.logit_adjusted_cross_entropy, {"log_prior": prior}),
+                      (losses.balanced_softmax_cross_entropy, {"counts": counts}),
+                      (losses.ldam_loss, {"counts": counts}),
+                      (losses.seesaw_loss, {"counts": counts})):
+        check_call(fn, logits, ids, **extra)
+    for fn in (losses.weighted_sigmoid_cross_entropy, losses.sigmoid_focal_loss,
+               losses.asymmetric_loss):
+        check_call(fn, logits, multi)
+    check_call(losses.ldam_margins, counts)
+    check_call(losses.update_counts, counts, ids)
+    with pytest.raises(AssertionError):
+        check_call(losses.adjust_logits, logits, prior[:2])

@@ -27,7 +27,7 @@ import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
 from jbalance._src import checks
-from jbalance._src.typing import Array, ArrayLike, DTypeLike
+from jbalance._src.typing import Array, ArrayLike, DTypeLike, Float, Num
 
 _METHODS = ("inverse", "inverse_sqrt", "effective_number", "balanced")
 _NORMALIZE = ("samples", "classes", "none")
@@ -114,9 +114,9 @@ def _is_zero(t: Any) -> bool:
 # ----------------------------------------------------------------------------------------
 
 
-def class_weights(counts: ArrayLike, *, method: str = "inverse", beta: ArrayLike = 0.999,
+def class_weights(counts: Num[" c"], *, method: str = "inverse", beta: ArrayLike = 0.999,
                   normalize: str = "samples", zero_count: str = "max",
-                  dtype: DTypeLike | None = None) -> Array:
+                  dtype: DTypeLike | None = None) -> Float[" c"]:
     r"""Per-class loss weights from class counts.
 
     Re-weighting the loss by class is the cheapest remedy for class imbalance: a rare class's
@@ -399,10 +399,10 @@ def _sigmoid_inputs(logits: Any, labels: Any, where: Any
     return z, y, mask, logits.dtype, cdt
 
 
-def weighted_sigmoid_cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
-                                   class_weights: ArrayLike | None = None,
+def weighted_sigmoid_cross_entropy(logits: Float[" *batch c"], labels: Num[" *batch c"], *,
+                                   class_weights: Num[" c"] | None = None,
                                    pos_weight: ArrayLike | None = None,
-                                   where: ArrayLike | None = None) -> Array:
+                                   where: ArrayLike | None = None) -> Float[" *batch c"]:
     r"""Multi-label (elementwise) binary cross-entropy with class and positive weights.
 
     Use it for multi-label problems, where each class is an independent yes/no decision.
@@ -464,9 +464,10 @@ def weighted_sigmoid_cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
     return _apply_mask(loss, mask).astype(dtype)
 
 
-def sigmoid_focal_loss(logits: ArrayLike, labels: ArrayLike, *, gamma: ArrayLike = 2.0,
-                       alpha: ArrayLike | None = 0.25, class_weights: ArrayLike | None = None,
-                       where: ArrayLike | None = None) -> Array:
+def sigmoid_focal_loss(logits: Float[" *batch c"], labels: Num[" *batch c"], *,
+                       gamma: ArrayLike = 2.0,
+                       alpha: ArrayLike | None = 0.25, class_weights: Num[" c"] | None = None,
+                       where: ArrayLike | None = None) -> Float[" *batch c"]:
     r"""RetinaNet's sigmoid focal loss, elementwise, stable for any logits and ``gamma >= 0``.
 
     The focal term :math:`(1 - p_t)^\gamma` down-weights the many easy, well-classified
@@ -730,11 +731,11 @@ def _softmax_loss(logits: Any, labels: Any, gamma: Any, class_weights: Any,
     return _finish(loss, t, dtype)
 
 
-def weighted_softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
-                                   class_weights: ArrayLike | None = None,
+def weighted_softmax_cross_entropy(logits: Float[" *batch c"], labels: Num[" *labels"], *,
+                                   class_weights: Num[" c"] | None = None,
                                    label_smoothing: ArrayLike = 0.0,
                                    where: ArrayLike | None = None,
-                                   ignore_index: int | None = None) -> Array:
+                                   ignore_index: int | None = None) -> Float[" *batch"]:
     r"""Softmax cross-entropy with per-class weights and label smoothing.
 
     The standard remedy for a long-tailed single-label classifier: weight each class's term
@@ -798,9 +799,11 @@ def weighted_softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
                          ignore_index)
 
 
-def softmax_focal_loss(logits: ArrayLike, labels: ArrayLike, *, gamma: ArrayLike = 2.0,
-                       class_weights: ArrayLike | None = None, label_smoothing: ArrayLike = 0.0,
-                       where: ArrayLike | None = None, ignore_index: int | None = None) -> Array:
+def softmax_focal_loss(logits: Float[" *batch c"], labels: Num[" *labels"], *,
+                       gamma: ArrayLike = 2.0,
+                       class_weights: Num[" c"] | None = None, label_smoothing: ArrayLike = 0.0,
+                       where: ArrayLike | None = None,
+                       ignore_index: int | None = None) -> Float[" *batch"]:
     r"""Multi-class (softmax) focal loss with per-class weights and label smoothing.
 
     The focal term :math:`(1 - p_c)^\gamma` shrinks the loss of well-classified examples, so
@@ -885,7 +888,7 @@ def _log_prior(n: Array) -> Array:
     return jnp.log(jnp.where(seen, n, fill)) - jnp.log(total)
 
 
-def log_prior(counts: ArrayLike, *, dtype: DTypeLike | None = None) -> Array:
+def log_prior(counts: Num[" c"], *, dtype: DTypeLike | None = None) -> Float[" c"]:
     r"""Log class prior :math:`\log \pi_c = \log(n_c / \sum_k n_k)` from class counts.
 
     The input of logit adjustment (`adjust_logits`, `logit_adjusted_cross_entropy`).
@@ -951,7 +954,8 @@ def _tau(tau: Any, batch_shape: tuple[int, ...], cdt: Any) -> Array:
     return _hyper(tau, "tau", batch_shape, cdt)[..., None]
 
 
-def adjust_logits(logits: ArrayLike, log_prior: ArrayLike, *, tau: ArrayLike = 1.0) -> Array:
+def adjust_logits(logits: Float[" *batch c"], log_prior: Float[" c"], *,
+                  tau: ArrayLike = 1.0) -> Float[" *batch c"]:
     r"""Post-hoc logit adjustment: :math:`z_c - \tau \log \pi_c`.
 
     Train with a plain cross-entropy, then predict with ``argmax(adjust_logits(z, log_prior))``:
@@ -992,11 +996,12 @@ def adjust_logits(logits: ArrayLike, log_prior: ArrayLike, *, tau: ArrayLike = 1
     return (logits.astype(cdt) - shift).astype(logits.dtype)
 
 
-def logit_adjusted_cross_entropy(logits: ArrayLike, labels: ArrayLike, *, log_prior: ArrayLike,
-                                 tau: ArrayLike = 1.0, class_weights: ArrayLike | None = None,
+def logit_adjusted_cross_entropy(logits: Float[" *batch c"], labels: Num[" *labels"], *,
+                                 log_prior: Float[" c"],
+                                 tau: ArrayLike = 1.0, class_weights: Num[" c"] | None = None,
                                  label_smoothing: ArrayLike = 0.0,
                                  where: ArrayLike | None = None,
-                                 ignore_index: int | None = None) -> Array:
+                                 ignore_index: int | None = None) -> Float[" *batch"]:
     r"""Logit-adjusted softmax cross-entropy (Menon et al., eq. 10).
 
     Trains the raw logits so that they estimate the *balanced* posterior: the loss adds the
@@ -1055,11 +1060,12 @@ def logit_adjusted_cross_entropy(logits: ArrayLike, labels: ArrayLike, *, log_pr
     return _finish(loss, t, dtype)
 
 
-def balanced_softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike, *, counts: ArrayLike,
-                                   class_weights: ArrayLike | None = None,
+def balanced_softmax_cross_entropy(logits: Float[" *batch c"], labels: Num[" *labels"], *,
+                                   counts: Num[" c"],
+                                   class_weights: Num[" c"] | None = None,
                                    label_smoothing: ArrayLike = 0.0,
                                    where: ArrayLike | None = None,
-                                   ignore_index: int | None = None) -> Array:
+                                   ignore_index: int | None = None) -> Float[" *batch"]:
     r"""Balanced softmax cross-entropy (Ren et al., NeurIPS 2020).
 
     .. math::
@@ -1110,8 +1116,8 @@ def balanced_softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike, *, coun
     return _finish(loss, t, dtype)
 
 
-def ldam_margins(counts: ArrayLike, *, max_margin: ArrayLike = 0.5,
-                 dtype: DTypeLike | None = None) -> Array:
+def ldam_margins(counts: Num[" c"], *, max_margin: ArrayLike = 0.5,
+                 dtype: DTypeLike | None = None) -> Float[" c"]:
     r"""LDAM's per-class margins :math:`m_c = m_{\max}\, n_c^{-1/4} / \max_k n_k^{-1/4}`.
 
     The rarest class gets ``max_margin``. A class with ``n_c = 0`` also gets ``max_margin``
@@ -1156,10 +1162,10 @@ def _ldam_margins(n: Array, max_margin: Array) -> Array:
     return max_margin * jnp.sqrt(jnp.sqrt(ratio))
 
 
-def ldam_loss(logits: ArrayLike, labels: ArrayLike, *, counts: ArrayLike,
+def ldam_loss(logits: Float[" *batch c"], labels: Num[" *labels"], *, counts: Num[" c"],
               max_margin: ArrayLike = 0.5, scale: ArrayLike = 30.0,
-              class_weights: ArrayLike | None = None, where: ArrayLike | None = None,
-              ignore_index: int | None = None) -> Array:
+              class_weights: Num[" c"] | None = None, where: ArrayLike | None = None,
+              ignore_index: int | None = None) -> Float[" *batch"]:
     r"""Label-distribution-aware margin (LDAM) loss (Cao et al., NeurIPS 2019).
 
     A cross-entropy in which the label's logit must beat the others by a class-dependent
@@ -1243,7 +1249,7 @@ def ldam_loss(logits: ArrayLike, labels: ArrayLike, *, counts: ArrayLike,
     return _finish(loss, t, dtype)
 
 
-def deferred_reweighting(counts: ArrayLike, *, start_step: int | ArrayLike,
+def deferred_reweighting(counts: Num[" c"], *, start_step: int | ArrayLike,
                          beta: ArrayLike = 0.9999) -> Any:
     r"""The deferred re-weighting (DRW) schedule of LDAM-DRW: class weights as a step function.
 
@@ -1303,8 +1309,8 @@ def deferred_reweighting(counts: ArrayLike, *, start_step: int | ArrayLike,
     return schedule
 
 
-def update_counts(counts: ArrayLike, labels: ArrayLike, *,
-                  where: ArrayLike | None = None) -> Array:
+def update_counts(counts: Num[" c"], labels: Num[" *labels"], *,
+                  where: ArrayLike | None = None) -> Num[" c"]:
     r"""Adds a batch's labels to running per-class counts: :math:`n_c + \sum_i [y_i = c]`.
 
     The state of `seesaw_loss` (mmdetection's ``cum_samples``); carry it in the train state.
@@ -1366,9 +1372,10 @@ def update_counts(counts: ArrayLike, labels: ArrayLike, *,
                     f"{labels.dtype}.")
 
 
-def seesaw_loss(logits: ArrayLike, labels: ArrayLike, *, counts: ArrayLike, p: ArrayLike = 0.8,
+def seesaw_loss(logits: Float[" *batch c"], labels: Num[" *labels"], *, counts: Num[" c"],
+                p: ArrayLike = 0.8,
                 q: ArrayLike = 2.0, eps: ArrayLike = 1e-2, where: ArrayLike | None = None,
-                ignore_index: int | None = None) -> Array:
+                ignore_index: int | None = None) -> Float[" *batch"]:
     r"""Seesaw loss (Wang et al., CVPR 2021): a cross-entropy that rebalances negative gradients.
 
     For an example of class :math:`i` the non-target logits are shifted by the log of the
@@ -1612,9 +1619,10 @@ def _asl_general(z: Array, y: Array, gp: Any, gn: Any, m: Any, eps: Any) -> Arra
     return -w * (y * log_pos + (1 - y) * log_neg)
 
 
-def asymmetric_loss(logits: ArrayLike, labels: ArrayLike, *, gamma_pos: ArrayLike = 0.0,
+def asymmetric_loss(logits: Float[" *batch c"], labels: Num[" *batch c"], *,
+                    gamma_pos: ArrayLike = 0.0,
                     gamma_neg: ArrayLike = 4.0, clip: ArrayLike = 0.05, eps: ArrayLike = 1e-8,
-                    where: ArrayLike | None = None) -> Array:
+                    where: ArrayLike | None = None) -> Float[" *batch c"]:
     r"""Asymmetric loss (ASL) for multi-label classification (Ridnik et al., ICCV 2021).
 
     Many easy negatives dominate a multi-label BCE. ASL focuses the negatives harder than the
@@ -1694,7 +1702,7 @@ def asymmetric_loss(logits: ArrayLike, labels: ArrayLike, *, gamma_pos: ArrayLik
 # ----------------------------------------------------------------------------------------
 
 
-def example_weights(labels: ArrayLike, class_weights: ArrayLike, *,
+def example_weights(labels: Num[" *labels"], class_weights: Num[" c"], *,
                     where: ArrayLike | None = None) -> Array:
     r"""Per-example weight :math:`w_{y}` of each label: the normaliser of PyTorch's weighted mean.
 
@@ -1755,7 +1763,8 @@ def example_weights(labels: ArrayLike, class_weights: ArrayLike, *,
     return _apply_mask(out, checks.mask(where, out.shape, "(the per-example shape)"))
 
 
-def reduce_loss(losses: ArrayLike, *, reduction: str = "mean", weights: ArrayLike | None = None,
+def reduce_loss(losses: Float[" *shape"], *, reduction: str = "mean",
+                weights: ArrayLike | None = None,
                 where: ArrayLike | None = None) -> Array:
     r"""Reduces unreduced losses to a scalar: plain mean, sum, or PyTorch's weighted mean.
 
