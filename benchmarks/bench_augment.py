@@ -23,8 +23,14 @@ Each jbalance case is timed twice, in the same run as its peers:
   buffers are reused, as they are in a training loop that keeps its pool warm. Every row of
   this second pass runs under the same allocator settings (peers too).
 * "donated": `jax.jit(..., donate_argnums=1)` with a fresh copy of the input per call (the
-  copy is not timed). XLA cannot write MixUp/CutMix/Mosaic in place (every output reads a
-  partner), so donation adds a copy; it is reported because the issue asks for it.
+  copy is not timed). XLA cannot write MixUp, elem-mode CutMix or Mosaic in place (every
+  output reads a partner), so donation adds a copy there; batch-mode CutMix pastes its box
+  in place (`dynamic_update_slice` bands), so donation makes it move box bytes only.
+
+Issue 14 additions: `_allocator_cases` reruns MixUp/CutMix and timm in fresh processes
+under the default allocator and each preloadable one found by ``ldconfig -p`` (jemalloc,
+tcmalloc), side by side; `_train_step_cases` times a jitted Flax NNX train step on
+``[64, 224, 224, 3]`` with and without MixUp/CutMix/Mosaic fused (overhead in % of the step).
 """
 
 import ctypes
@@ -311,9 +317,219 @@ def _scaling_cases(quick: bool) -> list[Row]:
     return rows
 
 
+# ---------------------------------------------------------------------------------------------
+# Issue 14: the batch paths, in-place CutMix, and the allocator, side by side.
+
+_ALLOCATORS = {"jemalloc": "libjemalloc.so.2", "tcmalloc": "libtcmalloc.so.4"}
+
+
+def _find_allocators() -> dict[str, str]:
+    """Preloadable allocators present on this machine (from ``ldconfig -p``)."""
+    import subprocess
+
+    try:
+        listing = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True,
+                                 check=False).stdout
+    except OSError:
+        return {}
+    found = {}
+    for name, lib in _ALLOCATORS.items():
+        for line in listing.splitlines():
+            if line.strip().startswith(lib) and "=>" in line:
+                found[name] = line.split("=>")[-1].strip()
+                break
+    return found
+
+
+def core_rows(quick: bool) -> list[dict]:
+    """MixUp/CutMix (jbalance fresh, CutMix batch donated in place), timm, and a copy floor.
+
+    Run once per allocator in a fresh process (see `_allocator_cases`); returns plain dicts.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from jbalance import augment
+
+    b, h, w, c, k = (8, 64, 64, 3, 10) if quick else (64, 224, 224, 3, 1000)
+    repeats = 5 if quick else 12
+    rng = np.random.default_rng(0)
+    x_np = rng.random((b, h, w, c), dtype=np.float32)
+    y_int = rng.integers(0, k, b)
+    x = jnp.asarray(x_np)
+    y = jax.nn.one_hot(jnp.asarray(y_int), k, dtype=jnp.float32)
+    keys = iter(jax.random.split(jax.random.key(1), 100_000))
+    out = []
+    torch, _ = _harness.try_import("torch")
+    mixup_cls, why_timm = _load_timm_mixup() if torch is not None else (None, "no torch")
+    if torch is not None:
+        torch.set_num_threads(os.cpu_count() or 1)
+        xt = torch.from_numpy(x_np).permute(0, 3, 1, 2).contiguous()
+        yt = torch.from_numpy(y_int)
+    for op in ("mixup", "cutmix"):
+        for mode in ("batch", "elem"):
+            case = f"{op} {mode} [{b},{h},{w},{c}] f32"
+            fn = jax.jit(functools.partial(getattr(augment, op), mode=mode))
+            sec = _harness.time_fn(lambda fn=fn: fn(next(keys), x, y), repeats=repeats)
+            out.append({"case": case, "impl": "jbalance", "seconds": sec})
+            if op == "cutmix" and mode == "batch":
+                # Donated: the pasted window is a dynamic_update_slice into the input buffer.
+                # A training loop donates a batch it no longer needs; here the fresh input is
+                # made by an untimed copy per call.
+                don = jax.jit(functools.partial(augment.cutmix, mode=mode), donate_argnums=1)
+                times = []
+                for _ in range(repeats + 2):
+                    xc = jax.block_until_ready(jnp.copy(x))
+                    kk = next(keys)
+                    t0 = time.perf_counter()
+                    jax.block_until_ready(don(kk, xc, y))
+                    times.append(time.perf_counter() - t0)
+                out.append({"case": case, "impl": "jbalance, donated (in place)",
+                            "seconds": float(np.median(times[2:]))})
+            if mixup_cls is not None:
+                kw = ({"mixup_alpha": 1.0, "cutmix_alpha": 0.0} if op == "mixup"
+                      else {"mixup_alpha": 0.0, "cutmix_alpha": 1.0})
+                mix = mixup_cls(**kw, mode=mode, num_classes=k, label_smoothing=0.0,
+                                correct_lam=True)
+                work = xt.clone()
+                sec_t = _harness.time_fn(lambda mix=mix, work=work: (work.copy_(xt),
+                                                                     mix(work, yt)),
+                                         repeats=repeats)
+                sec_c = _harness.time_fn(lambda work=work: work.copy_(xt), repeats=repeats)
+                out.append({"case": case, "impl": "timm Mixup",
+                            "seconds": max(sec_t - sec_c, 1e-9),
+                            "note": "in place; input-restore copy subtracted"})
+            else:
+                out.append({"case": case, "impl": "timm Mixup", "seconds": None,
+                            "note": why_timm})
+    src = np.ones(x_np.nbytes, np.uint8)
+    dst = np.empty_like(src)
+    sec = _harness.time_fn(lambda: np.copyto(dst, src), repeats=repeats)
+    out.append({"case": f"copy of the batch ({x_np.nbytes / 2**20:.0f} MiB)",
+                "impl": "floor: np.copyto", "seconds": sec})
+    return out
+
+
+def _allocator_cases(quick: bool) -> list[Row]:
+    """`core_rows` in fresh processes: the default allocator, then each preloadable one."""
+    import json
+    import subprocess
+    import sys
+
+    runs = {"default": None, **_find_allocators()}
+    code = ("import json, sys; from benchmarks.bench_augment import core_rows; "
+            f"print('ROWS' + json.dumps(core_rows({quick})))")
+    rows: list[Row] = []
+    for name, lib in runs.items():
+        env = dict(os.environ)
+        if lib:
+            env["LD_PRELOAD"] = lib
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=env, cwd=os.path.dirname(os.path.dirname(
+                                  os.path.abspath(__file__))), check=False)
+        found = [ln for ln in proc.stdout.splitlines() if ln.startswith("ROWS")]
+        if not found:
+            rows.append(Row(f"allocator {name}", "jbalance", None,
+                            note=f"run failed: {proc.stderr.strip()[-120:]}"))
+            continue
+        for r in json.loads(found[0][4:]):
+            rows.append(Row(f"{r['case']} [{name}]", r["impl"], r["seconds"],
+                            baseline=r["impl"] == "jbalance", note=r.get("note", "")))
+    if len(runs) == 1:
+        rows.append(Row("allocator jemalloc", "jbalance", None,
+                        note="libjemalloc.so.2 not found (apt-get install libjemalloc2)"))
+    return rows
+
+
+def _train_step_cases(quick: bool) -> list[Row]:
+    """A jitted Flax NNX train step with and without an augmentation fused into it.
+
+    Small conv net (two stride-2 3x3 convs, global average pool, dense), softmax
+    cross-entropy on the mixed soft labels, Adam. The overhead is
+    ``(t_with - t_without) / t_without`` of the same step in the same run.
+    """
+    flax_nnx, why = _harness.try_import("flax.nnx")
+    if flax_nnx is None:
+        return [Row("train step", "jbalance", None, note=f"flax not importable: {why}")]
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from jbalance import augment
+
+    nnx = flax_nnx
+    b, side, k = (8, 64, 10) if quick else (64, 224, 100)
+    repeats = 3 if quick else 8
+
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.c1 = nnx.Conv(3, 16, (3, 3), strides=(2, 2), rngs=rngs)
+            self.c2 = nnx.Conv(16, 32, (3, 3), strides=(2, 2), rngs=rngs)
+            self.fc = nnx.Linear(32, k, rngs=rngs)
+
+        def __call__(self, x):
+            x = jax.nn.relu(self.c1(x))
+            x = jax.nn.relu(self.c2(x))
+            return self.fc(x.mean(axis=(1, 2)))
+
+    augs = {
+        "none": None,
+        "mixup": lambda key, x, y: augment.mixup(key, x, y, alpha=1.0),
+        "cutmix": lambda key, x, y: augment.cutmix(key, x, y, alpha=1.0),
+        "mosaic": lambda key, x, y: augment.mosaic(key, x, y),
+    }
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.random((b, side, side, 3), dtype=np.float32))
+    y = jax.nn.one_hot(jnp.asarray(rng.integers(0, k, b)), k, dtype=jnp.float32)
+    case = f"train step [{b},{side},{side},3] f32, NNX conv net"
+    steps = {}
+    for name, aug in augs.items():
+        model = Net(nnx.Rngs(0))
+        opt = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
+
+        @nnx.jit
+        def step(model, opt, key, xb, yb, aug=aug):
+            if aug is not None:
+                xb, yb = aug(key, xb, yb)
+
+            def loss_fn(m):
+                return optax.softmax_cross_entropy(m(xb), yb).mean()
+
+            loss, grads = nnx.value_and_grad(loss_fn)(model)
+            opt.update(model, grads)
+            return loss
+
+        steps[name] = (step, model, opt)
+    keys = iter(jax.random.split(jax.random.key(0), 1000))
+    for step, model, opt in steps.values():  # compile and warm up
+        for _ in range(2):
+            jax.block_until_ready(step(model, opt, next(keys), x, y))
+    # Interleaved rounds (every configuration once per round) and the minimum per
+    # configuration: on a loaded machine the minimum is the least disturbed figure.
+    times = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, (step, model, opt) in steps.items():
+            kk = next(keys)
+            t0 = time.perf_counter()
+            jax.block_until_ready(step(model, opt, kk, x, y))
+            times[name].append(time.perf_counter() - t0)
+    base = min(times["none"])
+    rows = [Row(case, "step, no augmentation", base, baseline=True,
+                note=f"min of {repeats} interleaved rounds (median "
+                     f"{1e3 * float(np.median(times['none'])):.0f} ms)")]
+    for name in ("mixup", "cutmix", "mosaic"):
+        sec = min(times[name])
+        rows.append(Row(case, f"step + {name} fused", sec,
+                        note=f"augmentation overhead {100 * (sec - base) / base:+.1f}% of the "
+                             f"step (median {1e3 * float(np.median(times[name])):.0f} ms)"))
+    return rows
+
+
 def run(quick: bool) -> list[Row]:
     rows = _classification_cases(quick, steady=False) + _mosaic_cases(quick, steady=False)
     rows += _scaling_cases(quick)
+    rows += _allocator_cases(quick)  # fresh processes: before mallopt changes this one
+    rows += _train_step_cases(quick)
     if _set_steady_allocator():
         rows += _classification_cases(quick, steady=True) + _mosaic_cases(quick, steady=True)
     else:

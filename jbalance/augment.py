@@ -1,4 +1,4 @@
-"""Composite augmentations: MixUp, CutMix and Mosaic, for classification and detection.
+"""Composite augmentations: MixUp, CutMix, Mosaic and Remix, for classification and detection.
 
 Pure JAX functions with explicit keys; each batch function is built from a public
 one-example function (``*_one``) that can be `jax.vmap`-ed directly. See docs/augment.md.
@@ -17,6 +17,7 @@ from jbalance._src.augment import mosaic_boxes_one as mosaic_boxes_one
 from jbalance._src.augment import mosaic_layout as mosaic_layout
 from jbalance._src.augment import mosaic_one as mosaic_one
 from jbalance._src.augment import partner_indices as partner_indices
+from jbalance._src.augment import remix as remix
 
 __all__ = [
     "cutmix",
@@ -32,4 +33,5 @@ __all__ = [
     "mosaic_layout",
     "mosaic_one",
     "partner_indices",
+    "remix",
 ]

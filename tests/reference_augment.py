@@ -105,3 +105,30 @@ def np_mosaic_boxes(boxes, valid, regions, origins, src_hw, *, min_size=2.0, min
             out_boxes.append([nx1, ny1, nx2, ny2] if keep else [0.0] * 4)
             out_valid.append(keep)
     return np.asarray(out_boxes, np.float64), np.asarray(out_valid)
+
+
+def np_clip_boxes(boxes, valid, h, w):
+    """The documented box policy in NumPy: clip pixel xyxy boxes to the image; drop boxes
+    that are padding, non-finite, inverted/empty, or wholly outside; zero dropped slots."""
+    boxes = np.asarray(boxes, np.float64)
+    out = np.zeros_like(boxes)
+    keep = np.zeros(boxes.shape[:-1], bool)
+    for idx in np.ndindex(*boxes.shape[:-1]):
+        x1, y1, x2, y2 = boxes[idx]
+        if not valid[idx] or not np.isfinite(boxes[idx]).all() or x2 <= x1 or y2 <= y1:
+            continue
+        c = [min(max(x1, 0), w), min(max(y1, 0), h), min(max(x2, 0), w), min(max(y2, 0), h)]
+        if c[2] > c[0] and c[3] > c[1]:
+            out[idx], keep[idx] = c, True
+    return out, keep
+
+
+def np_remix_label_weight(lam, n_i, n_j, kappa, tau):
+    """Remix (Chou et al. 2020, Algorithm 1): the label weight of the example's own class."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.float64(n_i) / np.float64(n_j)
+    if ratio >= kappa and lam < tau:
+        return 0.0
+    if ratio <= 1 / kappa and 1 - lam < tau:
+        return 1.0
+    return lam

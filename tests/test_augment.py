@@ -11,10 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.stats
-from reference_augment import (mosaic_regions, np_cutmix, np_mixup, np_mosaic,
-                               np_mosaic_boxes, source_origins)
+from reference_augment import (mosaic_regions, np_clip_boxes, np_cutmix, np_mixup, np_mosaic,
+                               np_mosaic_boxes, np_remix_label_weight, source_origins)
 
 from jbalance import augment
+from jbalance import boxes as boxes_lib
 
 # ---------------------------------------------------------------------------------------------
 # Helpers: data and the documented key derivation of the batch functions.
@@ -194,13 +195,14 @@ def test_batch_of_one_mixes_with_itself(getkey):
 # CutMix.
 
 
-@pytest.mark.parametrize("b,dtype", [(7, jnp.float32), (4, jnp.uint8), (1, jnp.bfloat16)])
-def test_cutmix_matches_reference(getkey, b, dtype):
+@pytest.mark.parametrize("b,dtype,mode", [(7, jnp.float32, "elem"), (4, jnp.uint8, "elem"),
+                                          (1, jnp.bfloat16, "elem"), (5, jnp.uint8, "batch")])
+def test_cutmix_matches_reference(getkey, b, dtype, mode):
     x, y = _images(getkey(), b, dtype=dtype), _soft_labels(getkey(), b)
     key = getkey()
-    got_x, got_y = J(augment.cutmix)(key, x, y, alpha=1.0)
+    got_x, got_y = J(augment.cutmix, mode=mode)(key, x, y, alpha=1.0)
     assert got_x.dtype == x.dtype
-    keys, partners = _derive(key, b)
+    keys, partners = _derive(key, b, mode=mode)
     xn, yn = np.asarray(x), np.asarray(y)
     for i in range(b):
         box, _ = J(augment.cutmix_box, height=x.shape[1], width=x.shape[2])(keys[i], alpha=1.0)
@@ -404,10 +406,12 @@ def test_mixup_boxes_matches_reference(getkey, b):
         want_x, _ = np_mixup(np.asarray(x[i]), np.zeros(1), np.asarray(x[p]), np.zeros(1),
                              lam)
         assert np.abs(np.asarray(gx[i], np.int32) - want_x.astype(np.int32)).max() <= 1
-        np.testing.assert_array_equal(gb[i], np.concatenate([boxes[i], boxes[p]]))
+        want_b, want_v = np_clip_boxes(np.concatenate([boxes[i], boxes[p]]),
+                                       np.concatenate([valid[i], valid[p]]), 12, 10)
+        np.testing.assert_array_equal(gb[i], want_b)
         np.testing.assert_array_equal(gc[i], np.concatenate([classes[i], classes[p]]))
-        np.testing.assert_array_equal(gv[i], np.concatenate([valid[i], valid[p]]))
-        want_w = np.concatenate([np.where(valid[i], lam, 0), np.where(valid[p], 1 - lam, 0)])
+        np.testing.assert_array_equal(gv[i], want_v)
+        want_w = np.where(want_v, np.repeat([lam, 1 - lam], m), 0)
         np.testing.assert_allclose(gw[i], want_w, rtol=1e-6, atol=1e-7)
         assert gb.shape == (b, 2 * m, 4) and gw.dtype == boxes.dtype
 
@@ -620,3 +624,246 @@ def _bad_cases():
 def test_bad_inputs_raise_naming_the_argument(name, call, error):
     with pytest.raises(error, match=name):
         call()
+
+
+# ---------------------------------------------------------------------------------------------
+# Remix (issue 10).
+
+
+@pytest.mark.parametrize("mode", ["elem", "batch"])
+def test_remix_images_equal_mixup_and_labels_follow_the_rule(getkey, mode):
+    b, k = 16, 3
+    x = _images(getkey(), b, dtype=jnp.uint8)
+    classes = np.asarray(jax.random.randint(getkey(), (b,), 0, k))
+    y = jax.nn.one_hot(classes, k, dtype=jnp.float32)
+    counts = np.array([500, 60, 10])  # ratios 8.3, 50, 6: the rule fires for every pair
+    key = getkey()
+    mx, _ = J(augment.mixup, mode=mode)(key, x, y, alpha=1.0)
+    rx, ry = J(augment.remix, mode=mode)(key, x, y, counts=counts, alpha=1.0)
+    np.testing.assert_array_equal(np.asarray(rx), np.asarray(mx))  # identical images
+    keys, partners = _derive(key, b, mode=mode)
+    fired = 0
+    for i in range(b):
+        lam = float(_beta(keys[i], 1.0, 1.0))
+        j = partners[i, 0]
+        ly = np_remix_label_weight(lam, counts[classes[i]], counts[classes[j]], 3.0, 0.5)
+        fired += ly != lam
+        want = ly * np.asarray(y[i]) + (1 - ly) * np.asarray(y[j])
+        np.testing.assert_allclose(np.asarray(ry[i]), want, rtol=1e-6, atol=1e-6)
+    if mode == "elem":
+        assert fired > 0  # the test data exercises the rule, not only the lambda branch
+
+
+def test_remix_hand_worked_case():
+    # Two examples, partners swap (b=2 permutation or self). Majority 0 (n=90), minority 1
+    # (n=10): a pair image that is mostly the majority example gets the minority label.
+    y = jnp.eye(2)
+    x = jnp.zeros((2, 4, 4, 1))
+    counts = jnp.array([90.0, 10.0])
+    for seed in range(6):
+        key = jax.random.key(seed)
+        _, ry = J(augment.remix)(key, x, y, counts=counts, kappa=3.0, tau=0.5)
+        _, my = J(augment.mixup)(key, x, y)
+        keys, p = _derive(key, 2)
+        for i in range(2):
+            lam = float(_beta(keys[i], 1.0, 1.0))
+            if p[i, 0] == i:
+                np.testing.assert_allclose(ry[i], y[i])
+            elif i == 0 and lam < 0.5:  # n_0/n_1 = 9 >= 3: all of it is class 1
+                np.testing.assert_array_equal(ry[i], [0.0, 1.0])
+            elif i == 1 and 1 - lam < 0.5:  # n_1/n_0 = 1/9: keep the minority label
+                np.testing.assert_array_equal(ry[i], [0.0, 1.0])
+            else:
+                np.testing.assert_allclose(ry[i], my[i], rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_remix_jit_vmap_and_traced_hyperparameters(getkey):
+    x, y = _images(getkey(), 4), jnp.eye(4)
+    counts = jnp.array([100.0, 30.0, 10.0, 1.0])
+    key = getkey()
+    eager = augment.remix(key, x, y, counts=counts, kappa=2.0, tau=0.4)
+    jitted = jax.jit(lambda c, kp, t: augment.remix(key, x, y, counts=c, kappa=kp, tau=t))(
+            counts, 2.0, 0.4)
+    for e, j in zip(eager, jitted):
+        np.testing.assert_allclose(np.asarray(e), np.asarray(j), rtol=1e-6)
+    taus = jnp.array([0.0, 0.5, 1.0])
+    out = jax.vmap(lambda t: augment.remix(key, x, y, counts=counts, tau=t)[1])(taus)
+    assert out.shape == (3, 4, 4)
+    np.testing.assert_allclose(out[0], J(augment.mixup)(key, x, y)[1], rtol=1e-6)  # tau=0
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 12: non-finite and out-of-range hyper-parameters, one box policy.
+
+
+def _bad_cases_issue12():
+    k = jax.random.key(0)
+    x = jnp.zeros((4, 8, 8, 3))
+    xu = jnp.zeros((4, 8, 8, 3), jnp.uint8)
+    y = jnp.eye(4)
+    bx, c, v = jnp.ones((4, 2, 4)), jnp.zeros((4, 2), jnp.int32), jnp.ones((4, 2), bool)
+    counts = jnp.array([5.0, 4.0, 3.0, 1.0])
+    return [
+        ("alpha", lambda: augment.mixup(k, x, y, alpha=float("inf")), ValueError),
+        ("alpha", lambda: augment.cutmix(k, x, y, alpha=float("inf")), ValueError),
+        ("alpha", lambda: augment.cutmix(k, x, y, alpha=float("nan")), ValueError),
+        ("alpha", lambda: augment.mixup_boxes(k, x, bx, c, v, alpha=jnp.inf), ValueError),
+        ("alpha", lambda: augment.remix(k, x, y, counts=counts, alpha=jnp.inf), ValueError),
+        ("fill_value", lambda: augment.mosaic_boxes(k, xu, bx, c, v, fill_value=300),
+         ValueError),
+        ("fill_value", lambda: augment.mosaic_boxes(k, xu, bx, c, v, fill_value=-1), ValueError),
+        ("fill_value", lambda: augment.mosaic_boxes_one(k, xu, bx, c, v, fill_value=256.0),
+         ValueError),
+        ("fill_value", lambda: augment.mosaic_boxes(k, x, bx, c, v, fill_value=jnp.nan),
+         ValueError),
+        ("tiles", lambda: augment.mosaic(k, x, y, tiles=2.0), ValueError),
+        ("tiles", lambda: augment.mosaic_boxes(k, x, bx, c, v, tiles=4.0), ValueError),
+        ("kappa", lambda: augment.remix(k, x, y, counts=counts, kappa=0.5), ValueError),
+        ("kappa", lambda: augment.remix(k, x, y, counts=counts, kappa=jnp.inf), ValueError),
+        ("tau", lambda: augment.remix(k, x, y, counts=counts, tau=1.5), ValueError),
+        ("tau", lambda: augment.remix(k, x, y, counts=counts, tau=-0.1), ValueError),
+        ("counts", lambda: augment.remix(k, x, y, counts=-counts), ValueError),
+        ("counts", lambda: augment.remix(k, x, y, counts=counts[:3]), ValueError),
+        ("counts", lambda: augment.remix(k, x, y, counts=counts.at[0].set(jnp.nan)),
+         ValueError),
+        ("box_format", lambda: augment.mosaic_boxes(k, x, bx, c, v, box_format="yolo"),
+         ValueError),
+        ("box_format", lambda: augment.mixup_boxes(k, x, bx, c, v, box_format="xyxy_n"),
+         ValueError),
+    ]
+
+
+@pytest.mark.parametrize("name,call,error", _bad_cases_issue12(),
+                         ids=[f"{i}-{c[0]}" for i, c in enumerate(_bad_cases_issue12())])
+def test_bad_hyperparameters_raise_naming_the_argument(name, call, error):
+    with pytest.raises(error, match=name):
+        call()
+
+
+def test_value_checks_hold_under_jit_through_checked(getkey):
+    from jbalance import checks
+
+    x, y = _images(getkey(), 4), jnp.eye(4)
+    f = jax.jit(checks.checked(lambda a, kp: augment.remix(jax.random.key(0), x, y,
+                                                           counts=jnp.ones(4), alpha=a,
+                                                           kappa=kp)))
+    err, _ = f(jnp.float32(1.0), jnp.float32(3.0))
+    assert err.get() is None
+    for a, kp, what in ((jnp.inf, 3.0, "alpha"), (1.0, 0.5, "kappa"), (-1.0, 3.0, "alpha")):
+        err, _ = f(jnp.float32(a), jnp.float32(kp))
+        assert err.get() is not None and what in err.get()
+    g = jax.jit(checks.checked(lambda fv: augment.mosaic_boxes(
+            jax.random.key(0), jnp.zeros((2, 8, 8, 1), jnp.uint8), jnp.ones((2, 1, 4)),
+            jnp.zeros((2, 1), jnp.int32), jnp.ones((2, 1), bool), fill_value=fv)))
+    assert g(jnp.int32(114))[0].get() is None
+    assert "fill_value" in g(jnp.int32(300))[0].get()
+
+
+def test_uint8_fill_value_is_kept_not_wrapped():
+    x = jnp.zeros((1, 8, 8, 1), jnp.uint8)
+    b, c, v = jnp.ones((1, 1, 4)), jnp.zeros((1, 1), jnp.int32), jnp.ones((1, 1), bool)
+    out = J(augment.mosaic_boxes, output_size=(32, 32), fill_value=255)(
+            jax.random.key(0), x, b, c, v)[0]
+    assert int(out.max()) == 255  # uncovered pixels: exactly the fill value
+
+
+def test_mixup_boxes_applies_the_mosaic_box_policy():
+    # Off-image, inverted, NaN, inf, zero-size and fully outside boxes; image 10 x 8 (H x W).
+    bad = jnp.array([[[-3.0, 2.0, 12.0, 7.0],      # clipped to [0, 2, 8, 7]
+                      [5.0, 5.0, 2.0, 9.0],        # inverted: dropped
+                      [jnp.nan, 1.0, 3.0, 3.0],    # NaN: dropped
+                      [1.0, 1.0, jnp.inf, 3.0],    # inf: dropped
+                      [2.0, 2.0, 2.0, 6.0],        # zero width: dropped
+                      [9.0, 1.0, 11.0, 4.0]]])     # wholly right of the image: dropped
+    valid = jnp.ones((1, 6), bool)
+    x = jnp.zeros((1, 10, 8, 3))
+    classes = jnp.arange(6, dtype=jnp.int32)[None]
+    _, gb, _, gv, gw = J(augment.mixup_boxes)(jax.random.key(0), x, bad, classes, valid)
+    want_b, want_v = np_clip_boxes(np.concatenate([bad[0], bad[0]]),
+                                   np.ones(12, bool), 10, 8)
+    np.testing.assert_array_equal(np.asarray(gv[0]), want_v)
+    np.testing.assert_array_equal(np.asarray(gb[0]), want_b)
+    assert want_v.tolist() == [True] + [False] * 5 + [True] + [False] * 5
+    assert (np.asarray(gw[0])[~want_v] == 0).all()
+    # Mosaic applies the same rule: none of the bad boxes survives, none is NaN.
+    _, mb, _, mv = J(augment.mosaic_boxes, placement="same")(jax.random.key(1), x, bad,
+                                                             classes, valid)
+    assert np.isfinite(np.asarray(mb)).all()
+    assert set(np.asarray(classes[0])[np.asarray(mv[0, :6])]) <= {0}
+    # The public policy function is the same rule.
+    cb, cv = boxes_lib.clip_boxes(bad[0], valid[0], image_size=(10, 8))
+    np.testing.assert_array_equal(np.asarray(cv), want_v[:6])
+    np.testing.assert_array_equal(np.asarray(cb), want_b[:6])
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 11: box formats in the detection augmentations.
+
+
+@pytest.mark.parametrize("fmt", ["cxcywhn", pytest.param("xywh", marks=pytest.mark.slow)])
+def test_box_format_round_trips_through_mosaic_and_mixup(getkey, fmt):
+    b, h, w = 4, 40, 36
+    x = _images(getkey(), b, h=h, w=w, dtype=jnp.uint8)
+    bx, c, v = _boxes(getkey(), b, h=h, w=w)
+    key = getkey()
+    ref = J(augment.mosaic_boxes, output_size=(48, 40))(key, x, bx, c, v)
+    conv = boxes_lib.convert(bx, src="xyxy", dst=fmt, image_size=(h, w))
+    got = J(augment.mosaic_boxes, output_size=(48, 40), box_format=fmt)(key, x, conv, c, v)
+    np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(ref[0]))
+    np.testing.assert_array_equal(np.asarray(got[3]), np.asarray(ref[3]))
+    back = boxes_lib.convert(got[1], src=fmt, dst="xyxy", image_size=(48, 40))
+    np.testing.assert_allclose(np.asarray(back), np.asarray(ref[1]), atol=1e-4)
+    ref = J(augment.mixup_boxes)(key, x, bx, c, v)
+    got = J(augment.mixup_boxes, box_format=fmt)(key, x, conv, c, v)
+    np.testing.assert_array_equal(np.asarray(got[3]), np.asarray(ref[3]))
+    back = boxes_lib.convert(got[1], src=fmt, dst="xyxy", image_size=(h, w))
+    np.testing.assert_allclose(np.asarray(back), np.asarray(ref[1]), atol=1e-4)
+
+
+def test_boxes_in_the_wrong_format_raise_instead_of_vanishing():
+    # 19 YOLO boxes on 640 images passed as pixels: the issue's silent 19 -> 0.
+    rng = np.random.default_rng(0)
+    yolo = np.concatenate([rng.uniform(0.2, 0.8, (1, 19, 2)), rng.uniform(0.05, 0.2, (1, 19, 2))],
+                          -1).astype(np.float32)
+    yolo = jnp.asarray(np.repeat(yolo, 2, 0))
+    x = jax.ShapeDtypeStruct((2, 640, 640, 3), jnp.uint8)
+    c, v = jnp.zeros((2, 19), jnp.int32), jnp.ones((2, 19), bool)
+    k = jax.random.key(0)
+    for fn in (augment.mosaic_boxes, augment.mixup_boxes):
+        with pytest.raises(ValueError, match="cxcywhn|normalised"):
+            fn(k, jnp.zeros((2, 64, 64, 3), jnp.uint8), yolo, c, v, box_format="cxcywh")
+        with pytest.raises(ValueError, match="normalised"):
+            fn(k, jnp.zeros((2, 64, 64, 3), jnp.uint8), yolo * 640, c, v, box_format="cxcywhn")
+        jax.eval_shape(lambda a, b, fn=fn: fn(k, a, b, c, v, box_format="cxcywhn"), x, yolo)
+    # Normalised boxes in the right format survive Mosaic (>0 valid out).
+    out = J(augment.mosaic_boxes, box_format="cxcywhn")(
+            k, jnp.zeros((2, 64, 64, 3), jnp.uint8), yolo, c, v)
+    assert int(np.asarray(out[3]).sum()) > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 14: the batch paths equal the one-example functions, with and without donation.
+
+
+def test_cutmix_batch_window_path_and_donation_equal_the_one_example_function(getkey):
+    b, h, w = 6, 33, 20
+    x = _images(getkey(), b, h=h, w=w, dtype=jnp.uint8)
+    y = _soft_labels(getkey(), b)
+    one = jax.jit(jax.vmap(lambda k, *a: augment.cutmix_one(k, *a, alpha=0.3)))
+    donated = jax.jit(lambda k, a, c: augment.cutmix(k, a, c, alpha=0.3, mode="batch"),
+                      donate_argnums=1)
+    sizes = set()
+    for seed in range(6):  # alpha=0.3: box sizes from tiny to whole, many band counts
+        key = jax.random.key(seed)
+        keys, p = _derive(key, b, mode="batch")
+        want = one(keys, x, y, x[p[:, 0]], y[p[:, 0]])
+        got = J(augment.cutmix, mode="batch")(key, x, y, alpha=0.3)
+        got_d = donated(key, jnp.array(x, copy=True), y)
+        for g in (got, got_d):  # pixels: exact; label blends may differ by an ulp (fusion)
+            np.testing.assert_array_equal(np.asarray(g[0]), np.asarray(want[0]))
+            np.testing.assert_allclose(np.asarray(g[1]), np.asarray(want[1]), rtol=1e-6,
+                                       atol=1e-7)
+        box, _ = augment.cutmix_box(keys[0], h, w, alpha=0.3)
+        sizes.add(int(box[1] - box[0]))
+    assert len(sizes) > 3

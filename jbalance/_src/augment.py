@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jbalance._src import boxes as _boxes
 from jbalance._src import checks
 from jbalance._src.typing import Array, ArrayLike, PRNGKey
 
@@ -70,9 +71,35 @@ def _check_labels(labels: Any, rank: int, name: str) -> None:
 
 
 def _check_alpha(alpha: Any) -> None:
-    checks.check_scalar_range(alpha, "alpha", low=0.0, low_inclusive=False)
     if np.ndim(alpha) != 0:
         raise ValueError(f"`alpha` must be a scalar, got shape {np.shape(alpha)}.")
+    # inf would turn Beta(alpha, alpha) into NaN (MixUp) or a no-op (CutMix): refuse it.
+    fix = "Use a finite Beta concentration (e.g. 0.2-1.0; 32 for detection MixUp)."
+    checks.check_finite(alpha, "alpha", fix)
+    checks.check_scalar_range(alpha, "alpha", low=0.0, low_inclusive=False)
+    if not checks.is_concrete(alpha):
+        checks.require(jnp.asarray(alpha) > 0, "`alpha` must be > 0.")
+
+
+def _check_fill(fill_value: Any, dtype: Any) -> None:
+    """``fill_value`` must be representable in the image dtype (no silent wrap-around)."""
+    if np.ndim(fill_value) != 0:
+        raise ValueError(f"`fill_value` must be a scalar, got shape {np.shape(fill_value)}.")
+    dtype = jnp.dtype(dtype)
+    if jnp.issubdtype(dtype, jnp.integer):
+        info = jnp.iinfo(dtype)
+        lo, hi = float(info.min), float(info.max)
+    else:
+        lo, hi = float(-jnp.finfo(dtype).max), float(jnp.finfo(dtype).max)
+    msg = (f"`fill_value` must be a finite value in the range of the image dtype {dtype} "
+           f"[{lo:g}, {hi:g}] (it would wrap or overflow), got {{}}.")
+    if checks.is_concrete(fill_value):
+        v = np.asarray(fill_value, np.float64)
+        if not np.isfinite(v) or v < lo or v > hi:
+            raise ValueError(msg.format(fill_value))
+        return
+    v = jnp.asarray(fill_value).astype(jnp.float32)
+    checks.require(jnp.isfinite(v) & (v >= lo) & (v <= hi), msg.format("a traced value"))
 
 
 def _check_mode(mode: Any) -> None:
@@ -80,17 +107,18 @@ def _check_mode(mode: Any) -> None:
 
 
 def _check_tiles(tiles: Any) -> None:
-    if isinstance(tiles, bool) or tiles not in _TILES:
+    if (isinstance(tiles, bool) or not isinstance(tiles, (int, np.integer))
+            or tiles not in _TILES):
         raise ValueError(f"`tiles` must be 2 or 4 (a static Python int), got {tiles!r}.")
 
 
 def _check_detection(images, boxes, classes, valid, *, batched: bool, prefix: str = "") -> None:
     lead = 1 if batched else 0
     checks.check_rank(boxes, 2 + lead, f"{prefix}boxes",
-                      "[batch, max_boxes, 4] as pixel (x1, y1, x2, y2)" if batched
-                      else "[max_boxes, 4] as pixel (x1, y1, x2, y2)")
+                      "[batch, max_boxes, 4] in `box_format`" if batched
+                      else "[max_boxes, 4] in `box_format`")
     if np.shape(boxes)[-1] != 4:
-        raise ValueError(f"`{prefix}boxes` must end in 4 coordinates (x1, y1, x2, y2), got shape "
+        raise ValueError(f"`{prefix}boxes` must end in 4 coordinates, got shape "
                          f"{tuple(np.shape(boxes))}.")
     checks.check_floating(boxes, f"{prefix}boxes")
     checks.check_rank(classes, 1 + lead, f"{prefix}classes",
@@ -126,20 +154,13 @@ def _check_partner_weights(partner_weights: Any, batch_size: int) -> None:
 # Shared pieces.
 
 
-def _compute_dtype(dtype: Any) -> Any:
-    # Mix in at least float32: bf16/f16 lambdas lose the 1e-3 resolution of the blend.
-    if jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits > 32:
-        return jnp.dtype(dtype)
-    return jnp.dtype(jnp.float32)
-
-
 def _blend(x: Array, y: Array, lam: Array, partner_weight: Array | None = None) -> Array:
     """``lam * x + (1 - lam) * y`` in ``x.dtype``; integers are rounded and clipped.
 
     ``partner_weight`` replaces ``1 - lam`` when the caller knows it exactly (CutMix's
     pasted fraction), so a one-hot partner gets exactly that weight.
     """
-    cdt = _compute_dtype(x.dtype)
+    cdt = checks.compute_dtype(x.dtype)
     lam = lam.astype(cdt)
     other = jnp.ones((), cdt) - lam if partner_weight is None else partner_weight.astype(cdt)
     out = lam * x.astype(cdt) + other * y.astype(cdt)
@@ -207,7 +228,7 @@ def partner_indices(key: PRNGKey, batch_size: int, *, num_partners: int = 1,
         cols = jax.vmap(lambda k: jax.random.permutation(k, batch_size))(keys)
         return cols.T.astype(jnp.int32)
     w = jnp.asarray(partner_weights)
-    w = w.astype(_compute_dtype(w.dtype))
+    w = w.astype(checks.compute_dtype(w.dtype))
     logits = jnp.where(w > 0, jnp.log(jnp.where(w > 0, w, 1)), -jnp.inf)
     draws = jax.random.categorical(key, logits, shape=(batch_size, num_partners))
     return draws.astype(jnp.int32)
@@ -246,7 +267,8 @@ def mixup_one(key: PRNGKey, image: ArrayLike, label: ArrayLike, partner_image: A
       label: ``[K]`` floating probabilities.
       partner_image: Same shape and dtype as ``image``.
       partner_label: Same shape as ``label``.
-      alpha: Beta concentration, > 0 (traceable). Checked when concrete.
+      alpha: Beta concentration, finite and > 0 (traceable; checked eagerly, under `jit`
+        through `jbalance.checks.checked`).
 
     Returns:
       ``(image, label)`` with the input shapes and dtypes.
@@ -315,7 +337,8 @@ def mixup(key: PRNGKey, images: ArrayLike, labels: ArrayLike, *, alpha: ArrayLik
       key: PRNG key.
       images: ``[B, H, W, C]`` float or integer (uint8: blended in float32, rounded).
       labels: ``[B, K]`` floating probabilities (one-hot or soft).
-      alpha: Beta concentration, > 0 (traceable).
+      alpha: Beta concentration, finite and > 0 (traceable; checked eagerly, under `jit`
+        through `jbalance.checks.checked`).
       mode: ``"elem"`` (one lambda per example, default) or ``"batch"`` (one lambda shared
         by the batch, as timm's batch mode). Static.
       partner_weights: Optional ``[B]`` non-negative weights: partners are drawn with these
@@ -340,20 +363,117 @@ def mixup(key: PRNGKey, images: ArrayLike, labels: ArrayLike, *, alpha: ArrayLik
       Zhang et al., `mixup: Beyond Empirical Risk Minimization
       <https://arxiv.org/abs/1710.09412>`_, ICLR 2018.
     """
-    return _pairwise_batch(mixup_one, key, images, labels, alpha=alpha, mode=mode,
-                           partner_weights=partner_weights)
+    images, labels, keys, p = _pairwise_draw(key, images, labels, alpha=alpha, mode=mode,
+                                             partner_weights=partner_weights)
+    lam = _batch_lambdas(keys, alpha, mode)
+    return _mixup_images(images, p, lam), _blend(labels, _take(labels, p), lam[:, None])
 
 
-def _pairwise_batch(one, key, images, labels, *, alpha, mode, partner_weights):
-    """The batch body shared by `mixup` and `cutmix`: checks, partners, per-example keys."""
+def _pairwise_draw(key, images, labels, *, alpha, mode, partner_weights):
+    """The batch prologue shared by `mixup`, `remix` and `cutmix`: checks, keys, partners."""
     _check_batch_classification(key, images, labels, mode, partner_weights)
     _check_alpha(alpha)
     images, labels = jnp.asarray(images), jnp.asarray(labels)
     b = images.shape[0]
     key_partners, keys = _example_keys(key, b, mode)
     p = partner_indices(key_partners, b, partner_weights=partner_weights)[:, 0]
-    fn = jax.vmap(lambda k, x, y, xp, yp: one(k, x, y, xp, yp, alpha=alpha))
-    return fn(keys, images, labels, _take(images, p), _take(labels, p))
+    return images, labels, keys, p
+
+
+def _batch_lambdas(keys: Array, alpha: ArrayLike, mode: str) -> Array:
+    """``[B]`` lambdas: ``keys[i]`` draws example ``i``'s (as `mixup_one` does)."""
+    if mode == "batch":  # every key is the same: one draw, broadcast.
+        return jnp.broadcast_to(_draw_lambda(keys[0], alpha), keys.shape[:1])
+    return jax.vmap(lambda k: _draw_lambda(k, alpha))(keys)
+
+
+def _mixup_images(images: Array, p: Array, lam: Array) -> Array:
+    # The batch path: one fused blend of the batch with its partners (no per-example vmap),
+    # the same arithmetic as `mixup_one`, so results are equal bit for bit.
+    lam = lam.reshape(lam.shape[0], *(1,) * (images.ndim - 1))
+    return _blend(images, _take(images, p), lam)
+
+
+def remix(key: PRNGKey, images: ArrayLike, labels: ArrayLike, *, counts: ArrayLike,
+          alpha: ArrayLike = 1.0, kappa: ArrayLike = 3.0, tau: ArrayLike = 0.5,
+          mode: str = "elem",
+          partner_weights: ArrayLike | None = None) -> tuple[Array, Array]:
+    r"""Remix: MixUp images, with labels that favour the minority class of each pair.
+
+    The images (and each ``lambda``) are exactly those of `mixup` with the same key and
+    arguments. With ``i``, ``j`` the classes (argmax of the label rows) of an example and
+    its partner and ``n`` the class counts, the label weight is
+
+    .. math::
+      \lambda_y = egin{cases}
+        0 & n_i / n_j \ge \kappa 	ext{ and } \lambda < 	au \
+        1 & n_i / n_j \le 1/\kappa 	ext{ and } 1 - \lambda < 	au \
+        \lambda & 	ext{otherwise}
+      \end{cases}, \qquad
+      	ilde y = \lambda_y y_i + (1 - \lambda_y) y_j
+
+    so a pair whose image is mostly the majority example is labelled wholly as the
+    minority class (Chou et al., Algorithm 1).
+
+    Args:
+      key: PRNG key.
+      images: ``[B, H, W, C]`` float or integer (uint8: blended in float32, rounded).
+      labels: ``[B, K]`` floating probabilities (one-hot or soft; the class of a row is its
+        argmax).
+      counts: ``[K]`` non-negative finite class counts of the training set. A ratio with
+        ``n_j = 0`` is ``inf`` (``n_i > 0``) or NaN (both 0: ``lambda_y = lambda``).
+      alpha: Beta concentration, > 0 and finite (traceable).
+      kappa: Imbalance ratio that triggers the rule, ``>= 1`` (traceable; paper: 3).
+      tau: Lambda threshold in ``[0, 1]`` (traceable; paper: 0.5).
+      mode: ``"elem"`` (one lambda per example) or ``"batch"``, as `mixup`. Static.
+      partner_weights: Optional ``[B]`` non-negative partner-sampling weights, as `mixup`.
+
+    Returns:
+      ``(images, labels)``, shapes and dtypes as given.
+
+    Raises:
+      ValueError: the errors of `mixup`; ``counts`` not ``[K]``, negative or non-finite;
+        ``kappa < 1``; ``tau`` outside ``[0, 1]`` (eagerly; under `jax.jit` through
+        `jbalance.checks.checked`).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from jbalance import augment
+      >>> x = jnp.zeros((4, 8, 8, 3)); y = jax.nn.one_hot(jnp.array([0, 0, 0, 1]), 2)
+      >>> x2, y2 = augment.remix(jax.random.key(0), x, y, counts=jnp.array([900, 10]))
+      >>> y2.shape
+      (4, 2)
+
+    References:
+      Chou et al., `Remix: Rebalanced Mixup <https://arxiv.org/abs/2007.03943>`_,
+      ECCV Workshops 2020.
+    """
+    images, labels, keys, p = _pairwise_draw(key, images, labels, alpha=alpha, mode=mode,
+                                             partner_weights=partner_weights)
+    k = labels.shape[1]
+    checks.check_shape(counts, (k,), "counts", "[num_classes] (one count per label column)")
+    checks.check_nonnegative(counts, "counts")
+    for name, value, low, high in (("kappa", kappa, 1.0, None), ("tau", tau, 0.0, 1.0)):
+        if np.ndim(value) != 0:
+            raise ValueError(f"`{name}` must be a scalar, got shape {np.shape(value)}.")
+        checks.check_finite(value, name)
+        checks.check_scalar_range(value, name, low=low, high=high)
+        if not checks.is_concrete(value):
+            v = jnp.asarray(value)
+            checks.require((v >= low) & (v <= (jnp.inf if high is None else high)),
+                           f"`{name}` must be in [{low:g}, {high if high is not None else 'inf'}].")
+    lam = _batch_lambdas(keys, alpha, mode)
+    cdt = checks.compute_dtype(labels.dtype)
+    n = jnp.asarray(counts).astype(cdt)
+    ci = jnp.argmax(labels, axis=-1)
+    ratio = n[ci] / n[ci[p]]  # n_j = 0: inf (or NaN when n_i = 0 too), as documented
+    kappa = jnp.asarray(kappa).astype(cdt)
+    tau = jnp.asarray(tau).astype(cdt)
+    lam_c = lam.astype(cdt)
+    one = jnp.ones((), cdt)
+    lam_y = jnp.where((ratio >= kappa) & (lam_c < tau), jnp.zeros((), cdt),
+                      jnp.where((ratio <= one / kappa) & (one - lam_c < tau), one, lam_c))
+    return _mixup_images(images, p, lam), _blend(labels, _take(labels, p), lam_y[:, None])
 
 
 # --------------------------------------------------------------------------------------------
@@ -372,7 +492,8 @@ def cutmix_box(key: PRNGKey, height: int, width: int, *,
       key: PRNG key.
       height: Image height ``H`` (static int).
       width: Image width ``W`` (static int).
-      alpha: Beta concentration, > 0 (traceable).
+      alpha: Beta concentration, finite and > 0 (traceable; checked eagerly, under `jit`
+        through `jbalance.checks.checked`).
 
     Returns:
       ``(box, lam)``: int32 ``[4]`` box ``(y1, y2, x1, x2)`` (half-open, clipped) and the
@@ -415,7 +536,8 @@ def cutmix_one(key: PRNGKey, image: ArrayLike, label: ArrayLike, partner_image: 
       label: ``[K]`` floating probabilities.
       partner_image: Same shape and dtype as ``image``.
       partner_label: Same shape as ``label``.
-      alpha: Beta concentration, > 0 (traceable).
+      alpha: Beta concentration, finite and > 0 (traceable; checked eagerly, under `jit`
+        through `jbalance.checks.checked`).
 
     Returns:
       ``(image, label)`` with the input shapes and dtypes.
@@ -467,7 +589,8 @@ def cutmix(key: PRNGKey, images: ArrayLike, labels: ArrayLike, *, alpha: ArrayLi
       key: PRNG key.
       images: ``[B, H, W, C]``, any numeric dtype (pixels are copied).
       labels: ``[B, K]`` floating probabilities.
-      alpha: Beta concentration, > 0 (traceable).
+      alpha: Beta concentration, finite and > 0 (traceable; checked eagerly, under `jit`
+        through `jbalance.checks.checked`).
       mode: ``"elem"`` (one lambda and box per example) or ``"batch"`` (one lambda and one
         box for the whole batch, as timm's batch mode). Static.
       partner_weights: Optional ``[B]`` non-negative partner-sampling weights.
@@ -491,8 +614,66 @@ def cutmix(key: PRNGKey, images: ArrayLike, labels: ArrayLike, *, alpha: ArrayLi
       Yun et al., `CutMix: Regularization Strategy to Train Strong Classifiers with
       Localizable Features <https://arxiv.org/abs/1905.04899>`_, ICCV 2019.
     """
-    return _pairwise_batch(cutmix_one, key, images, labels, alpha=alpha, mode=mode,
-                           partner_weights=partner_weights)
+    images, labels, keys, p = _pairwise_draw(key, images, labels, alpha=alpha, mode=mode,
+                                             partner_weights=partner_weights)
+    b, h, w = images.shape[:3]
+    if mode == "batch":  # one box for the batch: paste one window (in place when donated).
+        box, _ = cutmix_box(keys[0], h, w, alpha=alpha)
+        out = _paste_window(images, p, box)
+        boxes = jnp.broadcast_to(box, (b, 4))
+    else:
+        boxes, _ = jax.vmap(lambda k: cutmix_box(k, h, w, alpha=alpha))(keys)
+        out = _paste_boxes(images, p, boxes)
+    frac = _exact_fraction((boxes[:, 1] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 2]), h * w)
+    frac = frac[:, None]
+    return out, _blend(labels, _take(labels, p), 1.0 - frac, frac)
+
+
+def _box_masks(boxes: Array, h: int, w: int) -> Array:
+    """``[B, H, W, 1]`` bool: inside box ``(y1, y2, x1, x2)`` of each example."""
+    rows = jnp.arange(h, dtype=jnp.int32)[None, :]
+    cols = jnp.arange(w, dtype=jnp.int32)[None, :]
+    in_rows = (rows >= boxes[:, 0, None]) & (rows < boxes[:, 1, None])
+    in_cols = (cols >= boxes[:, 2, None]) & (cols < boxes[:, 3, None])
+    return in_rows[:, :, None, None] & in_cols[:, None, :, None]
+
+
+def _paste_boxes(images: Array, p: Array, boxes: Array) -> Array:
+    """One select over the batch: pixels inside each example's box come from its partner."""
+    h, w = images.shape[1], images.shape[2]
+    return jnp.where(_box_masks(boxes, h, w), _take(images, p), images)
+
+
+def _paste_window(images: Array, p: Array, box: Array) -> Array:
+    """Pastes one shared box from the partners with in-place `dynamic_update_slice` s.
+
+    The box rows are visited in bands of ``R`` (static) rows by a `lax.fori_loop` with a
+    traced trip count: each step reads the band of every example, selects the partner's
+    pixels inside the box, and writes the band back. Only box rows are read and written,
+    and on a donated batch XLA updates the loop-carried buffer in place, so CutMix moves
+    box bytes, not the batch. A band is read whole before it is written and bands do not
+    overlap in the rows they change (the last one is shifted up to stay in bounds, with
+    its mask limited to its own rows), so every partner pixel is read before any write.
+    """
+    b, h, w, c = images.shape
+    band = min(h, 8)
+    y1, y2, x1, x2 = box[0], box[1], box[2], box[3]
+    steps = (jnp.maximum(y2 - y1, 0) + band - 1) // band
+    xs = jnp.arange(w, dtype=jnp.int32)
+    in_cols = ((xs >= x1) & (xs < x2))[None, :, None]
+    zero = jnp.int32(0)
+
+    def body(i, x):
+        lo = y1 + i * band
+        hi = jnp.minimum(lo + band, y2)
+        y0 = jnp.minimum(lo, h - band)  # stays in bounds; the mask keeps rows [lo, hi)
+        win = lax.dynamic_slice(x, (zero, y0, zero, zero), (b, band, w, c))
+        ys = y0 + jnp.arange(band, dtype=jnp.int32)
+        inside = ((ys >= lo) & (ys < hi))[:, None, None] & in_cols
+        return lax.dynamic_update_slice(x, jnp.where(inside, _take(win, p), win),
+                                        (zero, y0, zero, zero))
+
+    return lax.fori_loop(0, steps, body, images)
 
 
 # --------------------------------------------------------------------------------------------
@@ -673,7 +854,7 @@ def _tile_area_weights(rects: Array, offsets: Array, h: int, w: int, oh: int, ow
 
 def _mix_labels(labels: Array, weights: Array) -> Array:
     """``sum_t weights[..., t] * labels[..., t, :]`` in the labels' dtype."""
-    cdt = _compute_dtype(labels.dtype)
+    cdt = checks.compute_dtype(labels.dtype)
     out = jnp.einsum("...t,...tk->...k", weights.astype(cdt), labels.astype(cdt))
     return out.astype(labels.dtype)
 
@@ -806,49 +987,63 @@ def mosaic(key: PRNGKey, images: ArrayLike, labels: ArrayLike, *, tiles: int = 4
 
 def _move_boxes(boxes: Array, valid: Array, rects: Array, offsets: Array, h: int, w: int,
                 min_size: ArrayLike, min_visible: ArrayLike) -> tuple[Array, Array]:
-    """Shifts ``[..., T, M, 4]`` boxes by their tile offset, clips, filters."""
+    """Shifts ``[..., T, M, 4]`` pixel xyxy boxes by their tile offset, clips, filters.
+
+    The box policy of `boxes.clip_boxes` (clip; drop non-finite, inverted, empty boxes)
+    with the bounds of the tile and of the box's own source footprint, then Mosaic's own
+    ``min_size`` / ``min_visible`` filters.
+    """
     dt = boxes.dtype
     dy = offsets[..., 0, None].astype(dt)
     dx = offsets[..., 1, None].astype(dt)
-    # A box is clipped to its tile and to its own source's footprint.
     ylo = jnp.maximum(rects[..., 0], offsets[..., 0])[..., None].astype(dt)
     yhi = jnp.minimum(rects[..., 1], offsets[..., 0] + h)[..., None].astype(dt)
     xlo = jnp.maximum(rects[..., 2], offsets[..., 1])[..., None].astype(dt)
     xhi = jnp.minimum(rects[..., 3], offsets[..., 1] + w)[..., None].astype(dt)
     x1, y1, x2, y2 = (boxes[..., i] for i in range(4))
-    area = jnp.maximum(x2 - x1, 0) * jnp.maximum(y2 - y1, 0)
-    nx1 = jnp.clip(x1 + dx, xlo, xhi)
-    nx2 = jnp.clip(x2 + dx, xlo, xhi)
-    ny1 = jnp.clip(y1 + dy, ylo, yhi)
-    ny2 = jnp.clip(y2 + dy, ylo, yhi)
-    bw, bh = nx2 - nx1, ny2 - ny1
+    zero = jnp.zeros((), dt)
+    area = jnp.maximum(x2 - x1, zero) * jnp.maximum(y2 - y1, zero)  # before the shift
+    shifted = jnp.stack([x1 + dx, y1 + dy, x2 + dx, y2 + dy], axis=-1)
+    out, keep, _ = _boxes._clip_filter(shifted, valid, xlo, ylo, xhi, yhi)
+    bw, bh = out[..., 2] - out[..., 0], out[..., 3] - out[..., 1]
     min_size = jnp.asarray(min_size).astype(dt)
     min_visible = jnp.asarray(min_visible).astype(dt)
-    keep = (valid & (bw >= min_size) & (bh >= min_size) & (bw * bh >= min_visible * area)
-            & (area > 0))
-    out = jnp.stack([nx1, ny1, nx2, ny2], axis=-1)
-    return jnp.where(keep[..., None], out, jnp.zeros((), dt)), keep
+    keep = keep & (area > 0) & (bw >= min_size) & (bh >= min_size) & (
+            bw * bh >= min_visible * area)
+    return jnp.where(keep[..., None], out, zero), keep
 
+
+def _boxes_in(boxes: Array, valid: Array, box_format: str, hw: tuple[int, int]) -> Array:
+    """Boxes in ``box_format`` -> pixel xyxy, after the wrong-format check."""
+    _boxes.check_plausible(boxes, valid, box_format, hw)
+    return _boxes.convert(boxes, src=box_format, dst="xyxy", image_size=hw)
+
+
+def _boxes_out(xyxy: Array, box_format: str, hw: tuple[int, int], dtype: Any) -> Array:
+    return _boxes.convert(xyxy, src="xyxy", dst=box_format, image_size=hw).astype(dtype)
 
 
 def _mosaic_boxes_inputs(key, images, boxes, classes, valid, tiles, min_size, min_visible,
-                         centre):
+                         centre, fill_value, box_format):
     """Checks shared by `mosaic_boxes_one` and `mosaic_boxes`; returns the inputs as arrays."""
     _check_key(key)
     _check_tiles(tiles)
     _check_images(images, 4, "images")
+    _boxes.check_format(box_format)
     _check_detection(images, boxes, classes, valid, batched=True)
     _check_box_options(min_size, min_visible, centre)
+    _check_fill(fill_value, jnp.result_type(images))
     return (jnp.asarray(images), jnp.asarray(boxes), jnp.asarray(classes),
             jnp.asarray(valid))
+
 
 def mosaic_boxes_one(key: PRNGKey, images: ArrayLike, boxes: ArrayLike, classes: ArrayLike,
                      valid: ArrayLike, *, tiles: int = 4,
                      output_size: tuple[int, int] | None = None,
                      min_size: ArrayLike = 2.0, min_visible: ArrayLike = 0.1,
                      centre: tuple[ArrayLike, ArrayLike] = (0.25, 0.75),
-                     placement: str = "corner",
-                     fill_value: ArrayLike = 0) -> tuple[Array, Array, Array, Array]:
+                     placement: str = "corner", fill_value: ArrayLike = 0,
+                     box_format: str = "xyxy") -> tuple[Array, Array, Array, Array]:
     r"""Detection Mosaic of ``tiles`` given sources with their boxes.
 
     Pixels as `mosaic_one` (layout from `mosaic_layout`), on an output of ``output_size``
@@ -862,7 +1057,8 @@ def mosaic_boxes_one(key: PRNGKey, images: ArrayLike, boxes: ArrayLike, classes:
     Args:
       key: PRNG key.
       images: ``[tiles, H, W, C]`` sources, any numeric dtype.
-      boxes: ``[tiles, M, 4]`` floating pixel boxes ``(x1, y1, x2, y2)``.
+      boxes: ``[tiles, M, 4]`` floating boxes in ``box_format`` (default pixel
+        ``(x1, y1, x2, y2)``).
       classes: ``[tiles, M]`` integer class ids.
       valid: ``[tiles, M]`` bool, False for padding slots.
       tiles: 2 or 4 (static).
@@ -871,14 +1067,22 @@ def mosaic_boxes_one(key: PRNGKey, images: ArrayLike, boxes: ArrayLike, classes:
       min_visible: Minimum fraction of the original area still visible (traceable).
       centre: ``(low, high)`` range of the mosaic centre as fractions of the output size.
       placement: ``"corner"`` (YOLOv4/ultralytics) or ``"same"``; see `mosaic_layout`.
-      fill_value: Value of pixels no source covers.
+      fill_value: Value of pixels no source covers, finite and in the image dtype's range
+        (uint8: 0-255; checked, never wrapped).
+      box_format: Format of ``boxes`` and of the returned boxes, one of
+        `jbalance.boxes.FORMATS` (static; default ``"xyxy"`` pixels). Normalised formats
+        (e.g. YOLO's ``"cxcywhn"``) are read against the source size and written against
+        the output size. Boxes clearly in another format (all valid boxes within
+        ``[0, 1]`` on a >= 32-pixel image in a pixel format, or coordinates > 2 in a
+        normalised one) raise a `ValueError` (under `jit`: through `jbalance.checks.checked`).
 
     Returns:
       ``(image [out_H, out_W, C], boxes [tiles*M, 4], classes [tiles*M],
       valid [tiles*M])``.
 
     Raises:
-      ValueError / TypeError: bad ranks, shapes or dtypes, ``tiles`` not in {2, 4}.
+      ValueError / TypeError: bad ranks, shapes or dtypes, ``tiles`` not the int 2 or 4,
+        ``fill_value`` out of range, boxes in the wrong format.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -896,7 +1100,8 @@ def mosaic_boxes_one(key: PRNGKey, images: ArrayLike, boxes: ArrayLike, classes:
       <https://arxiv.org/abs/2004.10934>`_, 2020.
     """
     images, boxes, classes, valid = _mosaic_boxes_inputs(
-        key, images, boxes, classes, valid, tiles, min_size, min_visible, centre)
+        key, images, boxes, classes, valid, tiles, min_size, min_visible, centre, fill_value,
+        box_format)
     if images.shape[0] != tiles:
         raise ValueError(f"`images` must hold `tiles`={tiles} sources along axis 0, got shape "
                          f"{tuple(images.shape)}.")
@@ -905,9 +1110,11 @@ def mosaic_boxes_one(key: PRNGKey, images: ArrayLike, boxes: ArrayLike, classes:
     rects, offsets = mosaic_layout(key, (h, w), tiles=tiles, output_size=(oh, ow),
                                    centre=centre, placement=placement)
     src = jnp.arange(tiles, dtype=jnp.int32)[None]
+    xyxy = _boxes_in(boxes, valid, box_format, (h, w))  # checks the format before work
     out = _assemble(images, src, rects[None], offsets[None], (oh, ow), fill_value)[0]
-    nb, keep = _move_boxes(boxes, valid, rects, offsets, h, w, min_size, min_visible)
+    nb, keep = _move_boxes(xyxy, valid, rects, offsets, h, w, min_size, min_visible)
     m = boxes.shape[1]
+    nb = _boxes_out(nb, box_format, (oh, ow), boxes.dtype)
     return (out, nb.reshape(tiles * m, 4), classes.reshape(tiles * m),
             keep.reshape(tiles * m))
 
@@ -924,7 +1131,8 @@ def mosaic_boxes(key: PRNGKey, images: ArrayLike, boxes: ArrayLike, classes: Arr
                  min_visible: ArrayLike = 0.1,
                  centre: tuple[ArrayLike, ArrayLike] = (0.25, 0.75),
                  placement: str = "corner", fill_value: ArrayLike = 0,
-                 partner_weights: ArrayLike | None = None) -> tuple[Array, Array, Array, Array]:
+                 partner_weights: ArrayLike | None = None,
+                 box_format: str = "xyxy") -> tuple[Array, Array, Array, Array]:
     r"""Detection Mosaic over a batch, with static box slots.
 
     Output ``i`` is stitched from example ``i`` and ``tiles - 1`` partners. Equals
@@ -934,7 +1142,8 @@ def mosaic_boxes(key: PRNGKey, images: ArrayLike, boxes: ArrayLike, classes: Arr
     Args:
       key: PRNG key.
       images: ``[B, H, W, C]``, any numeric dtype (pixels are copied).
-      boxes: ``[B, M, 4]`` floating pixel boxes ``(x1, y1, x2, y2)``.
+      boxes: ``[B, M, 4]`` floating boxes in ``box_format`` (default pixel
+        ``(x1, y1, x2, y2)``).
       classes: ``[B, M]`` integer class ids.
       valid: ``[B, M]`` bool, False for padding slots.
       tiles: 2 or 4 (static).
@@ -944,8 +1153,15 @@ def mosaic_boxes(key: PRNGKey, images: ArrayLike, boxes: ArrayLike, classes: Arr
       min_visible: Minimum visible fraction of a box's original area (default 0.1).
       centre: ``(low, high)`` range of the mosaic centre as fractions of the output size.
       placement: ``"corner"`` (YOLOv4/ultralytics) or ``"same"``; see `mosaic_layout`.
-      fill_value: Value of pixels no source covers (ultralytics uses 114).
+      fill_value: Value of pixels no source covers (ultralytics uses 114); finite and in
+        the image dtype's range (checked, never wrapped).
       partner_weights: Optional ``[B]`` non-negative partner-sampling weights.
+      box_format: Format of ``boxes`` and of the returned boxes, one of
+        `jbalance.boxes.FORMATS` (static; default ``"xyxy"`` pixels). Normalised formats
+        (e.g. YOLO's ``"cxcywhn"``) are read against the source size and written against
+        the output size. Boxes clearly in another format (all valid boxes within
+        ``[0, 1]`` on a >= 32-pixel image in a pixel format, or coordinates > 2 in a
+        normalised one) raise a `ValueError` (under `jit`: through `jbalance.checks.checked`).
 
     Returns:
       ``(images [B, out_H, out_W, C], boxes [B, tiles*M, 4], classes [B, tiles*M],
@@ -953,7 +1169,8 @@ def mosaic_boxes(key: PRNGKey, images: ArrayLike, boxes: ArrayLike, classes: Arr
 
     Raises:
       ValueError / TypeError: bad ranks, shapes or dtypes, different batch sizes,
-        ``tiles`` not in {2, 4}.
+        ``tiles`` not the int 2 or 4, ``fill_value`` out of range, boxes in the wrong
+        format.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -970,7 +1187,8 @@ def mosaic_boxes(key: PRNGKey, images: ArrayLike, boxes: ArrayLike, classes: Arr
       <https://arxiv.org/abs/2004.10934>`_, 2020.
     """
     images, boxes, classes, valid = _mosaic_boxes_inputs(
-        key, images, boxes, classes, valid, tiles, min_size, min_visible, centre)
+        key, images, boxes, classes, valid, tiles, min_size, min_visible, centre, fill_value,
+        box_format)
     _check_partner_weights(partner_weights, np.shape(images)[0])
     b, h, w = images.shape[:3]
     m = boxes.shape[1]
@@ -980,9 +1198,11 @@ def mosaic_boxes(key: PRNGKey, images: ArrayLike, boxes: ArrayLike, classes: Arr
     rects, offsets = jax.vmap(lambda k: mosaic_layout(
             k, (h, w), tiles=tiles, output_size=(oh, ow), centre=centre,
             placement=placement))(keys)
+    xyxy = _boxes_in(boxes, valid, box_format, (h, w))  # checks the format before work
     out = _assemble(images, sources, rects, offsets, (oh, ow), fill_value)
-    nb, keep = _move_boxes(_take(boxes, sources), _take(valid, sources), rects, offsets, h, w,
+    nb, keep = _move_boxes(_take(xyxy, sources), _take(valid, sources), rects, offsets, h, w,
                            min_size, min_visible)
+    nb = _boxes_out(nb, box_format, (oh, ow), boxes.dtype)
     return (out, nb.reshape(b, tiles * m, 4), _take(classes, sources).reshape(b, tiles * m),
             keep.reshape(b, tiles * m))
 
@@ -990,22 +1210,29 @@ def mosaic_boxes(key: PRNGKey, images: ArrayLike, boxes: ArrayLike, classes: Arr
 def mixup_boxes_one(key: PRNGKey, image: ArrayLike, boxes: ArrayLike, classes: ArrayLike,
                     valid: ArrayLike, partner_image: ArrayLike, partner_boxes: ArrayLike,
                     partner_classes: ArrayLike, partner_valid: ArrayLike, *,
-                    alpha: ArrayLike = 32.0) -> tuple[Array, Array, Array, Array, Array]:
+                    alpha: ArrayLike = 32.0,
+                    box_format: str = "xyxy") -> tuple[Array, Array, Array, Array, Array]:
     r"""Detection MixUp of one image with a given partner (YOLOv4 style).
 
     Pixels are blended with ``lam ~ Beta(alpha, alpha)`` as in `mixup_one`; the boxes are
     the concatenation of both images' boxes (slots ``[0, M)`` from ``image``, ``[M, 2M)``
-    from the partner), and ``box_weights`` gives each kept box the weight of its image
-    (``lam`` or ``1 - lam``; 0 for padding) for losses that want it.
+    from the partner) after the box policy of `mosaic_boxes` (`jbalance.boxes.clip_boxes`:
+    clipped to the image; non-finite, inverted, empty and off-image boxes dropped: zero
+    box, ``valid=False``), and ``box_weights`` gives each kept box the weight of its image
+    (``lam`` or ``1 - lam``; 0 for dropped and padding slots) for losses that want it.
 
     Args:
       key: PRNG key.
       image: ``[H, W, C]`` float or integer (integers are rounded).
-      boxes: ``[M, 4]`` floating pixel boxes. classes: ``[M]`` int. valid: ``[M]`` bool.
+      boxes: ``[M, 4]`` floating boxes in ``box_format``. classes: ``[M]`` int.
+        valid: ``[M]`` bool.
       partner_image: Same shape and dtype as ``image``.
       partner_boxes: ``[M, 4]``. partner_classes: ``[M]``. partner_valid: ``[M]``.
-      alpha: Beta concentration, > 0 (traceable). The default 32 is ultralytics' and
+      alpha: Beta concentration, finite and > 0 (traceable; checked eagerly, under `jit`
+        through `jbalance.checks.checked`). The default 32 is ultralytics' and
         YOLOv5's ``Beta(32, 32)``, which keeps ``lam`` near 0.5.
+      box_format: Format of the boxes in and out, one of `jbalance.boxes.FORMATS`
+        (static; default ``"xyxy"`` pixels); wrong-format boxes raise as in `mosaic_boxes`.
 
     Returns:
       ``(image [H, W, C], boxes [2M, 4], classes [2M], valid [2M], box_weights [2M])``;
@@ -1035,23 +1262,36 @@ def mixup_boxes_one(key: PRNGKey, image: ArrayLike, boxes: ArrayLike, classes: A
     _check_detection(partner_image, partner_boxes, partner_classes, partner_valid,
                      batched=False, prefix="partner_")
     _check_pair(boxes, partner_boxes, "boxes", "partner_boxes")
-    image, boxes = jnp.asarray(image), jnp.asarray(boxes)
-    valid, partner_valid = jnp.asarray(valid), jnp.asarray(partner_valid)
+    _boxes.check_format(box_format)
+    image = jnp.asarray(image)
     lam = _draw_lambda(key, alpha)
-    out = _blend(image, jnp.asarray(partner_image), lam)
+    both = _mixup_targets(jnp.concatenate([jnp.asarray(boxes), jnp.asarray(partner_boxes)]),
+                          jnp.concatenate([jnp.asarray(classes), jnp.asarray(
+                              partner_classes).astype(jnp.result_type(classes))]),
+                          jnp.concatenate([jnp.asarray(valid), jnp.asarray(partner_valid)]),
+                          lam, image.shape[:2], box_format)
+    return (_blend(image, jnp.asarray(partner_image), lam), *both)
+
+
+def _mixup_targets(boxes: Array, classes: Array, valid: Array, lam: Array,
+                   hw: tuple[int, int], box_format: str) -> tuple[Array, Array, Array, Array]:
+    """``[..., 2M]`` own + partner slots -> the box policy, then weights ``lam`` / ``1-lam``."""
     dt = boxes.dtype
-    lam_b = lam.astype(dt)
-    weights = jnp.concatenate([jnp.where(valid, lam_b, jnp.zeros((), dt)),
-                               jnp.where(partner_valid, 1 - lam_b, jnp.zeros((), dt))])
-    return (out, jnp.concatenate([boxes, jnp.asarray(partner_boxes)]),
-            jnp.concatenate([jnp.asarray(classes),
-                             jnp.asarray(partner_classes).astype(jnp.result_type(classes))]),
-            jnp.concatenate([valid, partner_valid]), weights)
+    m = boxes.shape[-2] // 2
+    xyxy = _boxes_in(boxes, valid, box_format, hw)
+    zero = jnp.zeros((), xyxy.dtype)
+    h, w = (jnp.asarray(s, xyxy.dtype) for s in hw)
+    clipped, keep, _ = _boxes._clip_filter(xyxy, valid, zero, zero, w, h)
+    clipped = jnp.where(keep[..., None], clipped, zero)
+    lam_b = lam.astype(dt)[..., None]
+    own = (jnp.arange(2 * m) < m).reshape(*(1,) * (keep.ndim - 1), 2 * m)
+    weights = jnp.where(keep, jnp.where(own, lam_b, 1 - lam_b), jnp.zeros((), dt))
+    return _boxes_out(clipped, box_format, hw, dt), classes, keep, weights
 
 
 def mixup_boxes(key: PRNGKey, images: ArrayLike, boxes: ArrayLike, classes: ArrayLike,
                 valid: ArrayLike, *, alpha: ArrayLike = 32.0, mode: str = "elem",
-                partner_weights: ArrayLike | None = None
+                partner_weights: ArrayLike | None = None, box_format: str = "xyxy"
                 ) -> tuple[Array, Array, Array, Array, Array]:
     r"""Detection MixUp over a batch: pixels blended, boxes of both images concatenated.
 
@@ -1061,17 +1301,21 @@ def mixup_boxes(key: PRNGKey, images: ArrayLike, boxes: ArrayLike, classes: Arra
     Args:
       key: PRNG key.
       images: ``[B, H, W, C]`` float or integer (integers are rounded).
-      boxes: ``[B, M, 4]`` floating pixel boxes ``(x1, y1, x2, y2)``.
+      boxes: ``[B, M, 4]`` floating boxes in ``box_format``.
       classes: ``[B, M]`` integer class ids.
       valid: ``[B, M]`` bool.
-      alpha: Beta concentration, > 0 (traceable); default 32 as ultralytics.
+      alpha: Beta concentration, finite and > 0 (traceable; checked eagerly, under `jit`
+        through `jbalance.checks.checked`); default 32 as ultralytics.
       mode: ``"elem"`` (one lambda per example) or ``"batch"`` (one for the batch). Static.
       partner_weights: Optional ``[B]`` non-negative partner-sampling weights.
+      box_format: Format of the boxes in and out, one of `jbalance.boxes.FORMATS`
+        (static; default ``"xyxy"`` pixels); wrong-format boxes raise as in `mosaic_boxes`.
 
     Returns:
       ``(images [B, H, W, C], boxes [B, 2M, 4], classes [B, 2M], valid [B, 2M],
       box_weights [B, 2M])``: slots ``[0, M)`` are the example's own boxes with weight
-      ``lam``, ``[M, 2M)`` the partner's with ``1 - lam``; padding slots weigh 0.
+      ``lam``, ``[M, 2M)`` the partner's with ``1 - lam``, after the box policy of
+      `mosaic_boxes` (clipped; bad boxes dropped); dropped and padding slots weigh 0.
 
     Raises:
       ValueError / TypeError: bad ranks, shapes or dtypes, different batch sizes,
@@ -1095,13 +1339,16 @@ def mixup_boxes(key: PRNGKey, images: ArrayLike, boxes: ArrayLike, classes: Arra
     _check_images(images, 4, "images")
     _check_detection(images, boxes, classes, valid, batched=True)
     _check_partner_weights(partner_weights, np.shape(images)[0])
+    _boxes.check_format(box_format)
     images = jnp.asarray(images)
     boxes, classes, valid = jnp.asarray(boxes), jnp.asarray(classes), jnp.asarray(valid)
     b = images.shape[0]
     key_partners, keys = _example_keys(key, b, mode)
     p = partner_indices(key_partners, b, partner_weights=partner_weights)[:, 0]
-    fn = jax.vmap(lambda k, *a: mixup_boxes_one(k, *a, alpha=alpha))
-    return fn(keys, images, boxes, classes, valid, _take(images, p), _take(boxes, p),
-              _take(classes, p), _take(valid, p))
+    lam = _batch_lambdas(keys, alpha, mode)
+    cat = lambda x: jnp.concatenate([x, _take(x, p)], axis=1)  # noqa: E731
+    targets = _mixup_targets(cat(boxes), cat(classes), cat(valid), lam, images.shape[1:3],
+                             box_format)  # first: checks the box format before the pixels
+    return (_mixup_images(images, p, lam), *targets)
 
 
