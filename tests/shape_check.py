@@ -76,8 +76,14 @@ def match(value: Any, shape: Shape, memo: dict[str, Any], where: str) -> None:
 
 
 def annotated_parameters(fn: Any) -> dict[str, Shape]:
+    """The shape-annotated parameters of ``fn`` (and ``return`` / ``return[k]``)."""
     hints = typing.get_type_hints(fn, include_extras=True)
-    return {k: s for k, v in hints.items() if (s := _shape_of(v)) is not None}
+    out = {k: s for k, v in hints.items() if (s := _shape_of(v)) is not None}
+    if typing.get_origin(hints.get("return")) is tuple:
+        for k, r in enumerate(typing.get_args(hints["return"])):
+            if (s := _shape_of(r)) is not None:
+                out[f"return[{k}]"] = s
+    return out
 
 
 def check_call(fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -104,3 +104,27 @@ def test_losses_annotations_hold():
     check_call(losses.update_counts, counts, ids)
     with pytest.raises(AssertionError):
         check_call(losses.adjust_logits, logits, prior[:2])
+
+
+def test_augment_and_boxes_annotations_hold():
+    from jbalance import augment, boxes
+
+    key = jax.random.key(0)
+    images = jax.random.uniform(key, (4, 32, 32, 3))
+    labels = jax.nn.one_hot(jnp.array([0, 1, 2, 0]), 3)
+    for fn in (augment.mixup, augment.cutmix, augment.mosaic):
+        check_call(fn, key, images, labels)
+    check_call(augment.remix, key, images, labels, counts=jnp.array([10.0, 3.0, 1.0]))
+    check_call(augment.mixup_one, key, images[0], labels[0], images[1], labels[1])
+    check_call(augment.partner_indices, key, 4)
+    check_call(augment.cutmix_box, key, 32, 32)
+    check_call(augment.mosaic_layout, key, (32, 32))
+    bx = jnp.tile(jnp.array([[2.0, 2.0, 20.0, 20.0]]), (4, 5, 1))
+    cls = jnp.zeros((4, 5), jnp.int32)
+    valid = jnp.ones((4, 5), bool)
+    check_call(augment.mosaic_boxes, key, images, bx, cls, valid)
+    check_call(augment.mixup_boxes, key, images, bx, cls, valid)
+    check_call(boxes.convert, bx, src="xyxy", dst="cxcywhn", image_size=(32, 32))
+    check_call(boxes.clip_boxes, bx, valid, image_size=(32, 32))
+    with pytest.raises(AssertionError):
+        check_call(augment.mixup, key, images, labels[:3])

@@ -29,7 +29,7 @@ from jax import lax
 
 from jbalance._src import boxes as _boxes
 from jbalance._src import checks
-from jbalance._src.typing import Array, ArrayLike, PRNGKey
+from jbalance._src.typing import Array, ArrayLike, Bool, Float, Int, Num, PRNGKey
 
 _MODES = ("elem", "batch")
 _TILES = (2, 4)
@@ -188,7 +188,7 @@ def _draw_lambda(key: PRNGKey, alpha: ArrayLike) -> Array:
 
 
 def partner_indices(key: PRNGKey, batch_size: int, *, num_partners: int = 1,
-                    partner_weights: ArrayLike | None = None) -> Array:
+                    partner_weights: Num[" b"] | None = None) -> Int[" b p"]:
     r"""Draws partner example indices for composite augmentations.
 
     By default each column is an independent random permutation of ``range(batch_size)``,
@@ -251,8 +251,9 @@ def _take(x: Array, idx: Array) -> Array:
 # MixUp.
 
 
-def mixup_one(key: PRNGKey, image: ArrayLike, label: ArrayLike, partner_image: ArrayLike,
-              partner_label: ArrayLike, *, alpha: ArrayLike = 1.0) -> tuple[Array, Array]:
+def mixup_one(key: PRNGKey, image: Num[" h w ch"], label: Num[" c"], partner_image: Num[" h w ch"],
+              partner_label: Num[" c"], *, alpha: ArrayLike = 1.0) -> tuple[Num[" h w ch"],
+              Float[" c"]]:
     r"""MixUp of one example with a given partner.
 
     .. math::
@@ -319,9 +320,9 @@ def _check_batch_classification(key, images, labels, mode, partner_weights):
     _check_partner_weights(partner_weights, np.shape(images)[0])
 
 
-def mixup(key: PRNGKey, images: ArrayLike, labels: ArrayLike, *, alpha: ArrayLike = 1.0,
+def mixup(key: PRNGKey, images: Num[" b h w ch"], labels: Num[" b c"], *, alpha: ArrayLike = 1.0,
           mode: str = "elem",
-          partner_weights: ArrayLike | None = None) -> tuple[Array, Array]:
+          partner_weights: Num[" b"] | None = None) -> tuple[Num[" b h w ch"], Float[" b c"]]:
     r"""MixUp over a batch: each example is blended with a random partner.
 
     .. math::
@@ -394,10 +395,10 @@ def _mixup_images(images: Array, p: Array, lam: Array) -> Array:
     return _blend(images, _take(images, p), lam)
 
 
-def remix(key: PRNGKey, images: ArrayLike, labels: ArrayLike, *, counts: ArrayLike,
+def remix(key: PRNGKey, images: Num[" b h w ch"], labels: Num[" b c"], *, counts: Num[" c"],
           alpha: ArrayLike = 1.0, kappa: ArrayLike = 3.0, tau: ArrayLike = 0.5,
           mode: str = "elem",
-          partner_weights: ArrayLike | None = None) -> tuple[Array, Array]:
+          partner_weights: Num[" b"] | None = None) -> tuple[Num[" b h w ch"], Float[" b c"]]:
     r"""Remix: MixUp images, with labels that favour the minority class of each pair.
 
     The images (and each ``lambda``) are exactly those of `mixup` with the same key and
@@ -405,12 +406,12 @@ def remix(key: PRNGKey, images: ArrayLike, labels: ArrayLike, *, counts: ArrayLi
     its partner and ``n`` the class counts, the label weight is
 
     .. math::
-      \lambda_y = egin{cases}
-        0 & n_i / n_j \ge \kappa 	ext{ and } \lambda < 	au \
-        1 & n_i / n_j \le 1/\kappa 	ext{ and } 1 - \lambda < 	au \
-        \lambda & 	ext{otherwise}
+      \lambda_y = \begin{cases}
+        0 & n_i / n_j \ge \kappa \text{ and } \lambda < \tau \
+        1 & n_i / n_j \le 1/\kappa \text{ and } 1 - \lambda < \tau \
+        \lambda & \text{otherwise}
       \end{cases}, \qquad
-      	ilde y = \lambda_y y_i + (1 - \lambda_y) y_j
+      \tilde y = \lambda_y y_i + (1 - \lambda_y) y_j
 
     so a pair whose image is mostly the majority example is labelled wholly as the
     minority class (Chou et al., Algorithm 1).
@@ -481,7 +482,7 @@ def remix(key: PRNGKey, images: ArrayLike, labels: ArrayLike, *, counts: ArrayLi
 
 
 def cutmix_box(key: PRNGKey, height: int, width: int, *,
-               alpha: ArrayLike = 1.0) -> tuple[Array, Array]:
+               alpha: ArrayLike = 1.0) -> tuple[Int[" 4"], Float[" "]]:
     r"""Draws one CutMix rectangle (the box whose pixels come from the partner).
 
     ``lam ~ Beta(alpha, alpha)``; the box has height ``floor(H sqrt(1-lam))`` and width
@@ -522,8 +523,9 @@ def cutmix_box(key: PRNGKey, height: int, width: int, *,
     return box, lam
 
 
-def cutmix_one(key: PRNGKey, image: ArrayLike, label: ArrayLike, partner_image: ArrayLike,
-               partner_label: ArrayLike, *, alpha: ArrayLike = 1.0) -> tuple[Array, Array]:
+def cutmix_one(key: PRNGKey, image: Num[" h w ch"], label: Num[" c"], partner_image: Num[" h w ch"],
+               partner_label: Num[" c"], *, alpha: ArrayLike = 1.0) -> tuple[Num[" h w ch"],
+               Float[" c"]]:
     r"""CutMix of one example with a given partner.
 
     A rectangle drawn by `cutmix_box` is pasted from ``partner_image``; the label is
@@ -577,9 +579,9 @@ def cutmix_one(key: PRNGKey, image: ArrayLike, label: ArrayLike, partner_image: 
     return out, _blend(label, jnp.asarray(partner_label), 1.0 - frac, frac)
 
 
-def cutmix(key: PRNGKey, images: ArrayLike, labels: ArrayLike, *, alpha: ArrayLike = 1.0,
+def cutmix(key: PRNGKey, images: Num[" b h w ch"], labels: Num[" b c"], *, alpha: ArrayLike = 1.0,
            mode: str = "elem",
-           partner_weights: ArrayLike | None = None) -> tuple[Array, Array]:
+           partner_weights: Num[" b"] | None = None) -> tuple[Num[" b h w ch"], Float[" b c"]]:
     r"""CutMix over a batch: each example gets a rectangle pasted from a random partner.
 
     Equals ``jax.vmap(cutmix_one)(keys, images, labels, images[p], labels[p])`` (keys and
@@ -692,7 +694,7 @@ def _check_centre(centre: Any) -> None:
 def mosaic_layout(key: PRNGKey, source_size: tuple[int, int], *, tiles: int = 4,
                   output_size: tuple[int, int] | None = None,
                   centre: tuple[ArrayLike, ArrayLike] = (0.25, 0.75),
-                  placement: str = "corner") -> tuple[Array, Array]:
+                  placement: str = "corner") -> tuple[Int[" t 4"], Int[" t 2"]]:
     r"""Draws one Mosaic layout: tile rectangles and where each source image is placed.
 
     The mosaic centre ``(cy, cx)`` is uniform in ``centre`` (fractions of the output size,
@@ -869,9 +871,9 @@ def _mosaic_sources(key_partners, b, tiles, partner_weights):
 # Mosaic for classification.
 
 
-def mosaic_one(key: PRNGKey, images: ArrayLike, labels: ArrayLike, *, tiles: int = 4,
+def mosaic_one(key: PRNGKey, images: Num[" t h w ch"], labels: Num[" t c"], *, tiles: int = 4,
                centre: tuple[ArrayLike, ArrayLike] = (0.25, 0.75),
-               placement: str = "corner") -> tuple[Array, Array]:
+               placement: str = "corner") -> tuple[Num[" h w ch"], Float[" c"]]:
     r"""Mosaic of ``tiles`` given source images into one image of the same size.
 
     The layout comes from `mosaic_layout` (output size = source size, so every tile is
@@ -927,9 +929,9 @@ def mosaic_one(key: PRNGKey, images: ArrayLike, labels: ArrayLike, *, tiles: int
     return out, _mix_labels(labels, weights)
 
 
-def mosaic(key: PRNGKey, images: ArrayLike, labels: ArrayLike, *, tiles: int = 4,
+def mosaic(key: PRNGKey, images: Num[" b h w ch"], labels: Num[" b c"], *, tiles: int = 4,
            centre: tuple[ArrayLike, ArrayLike] = (0.25, 0.75), placement: str = "corner",
-           partner_weights: ArrayLike | None = None) -> tuple[Array, Array]:
+           partner_weights: Num[" b"] | None = None) -> tuple[Num[" b h w ch"], Float[" b c"]]:
     r"""Mosaic over a batch: output ``i`` is stitched from example ``i`` and ``tiles - 1``
     partners, and has the input's height and width.
 
@@ -1037,8 +1039,9 @@ def _mosaic_boxes_inputs(key, images, boxes, classes, valid, tiles, min_size, mi
             jnp.asarray(valid))
 
 
-def mosaic_boxes_one(key: PRNGKey, images: ArrayLike, boxes: ArrayLike, classes: ArrayLike,
-                     valid: ArrayLike, *, tiles: int = 4,
+def mosaic_boxes_one(key: PRNGKey, images: Num[" t h w ch"], boxes: Float[" t m 4"],
+                     classes: Int[" t m"],
+                     valid: Bool[" t m"], *, tiles: int = 4,
                      output_size: tuple[int, int] | None = None,
                      min_size: ArrayLike = 2.0, min_visible: ArrayLike = 0.1,
                      centre: tuple[ArrayLike, ArrayLike] = (0.25, 0.75),
@@ -1125,8 +1128,9 @@ def _check_box_options(min_size, min_visible, centre):
     _check_centre(centre)
 
 
-def mosaic_boxes(key: PRNGKey, images: ArrayLike, boxes: ArrayLike, classes: ArrayLike,
-                 valid: ArrayLike, *, tiles: int = 4,
+def mosaic_boxes(key: PRNGKey, images: Num[" b h w ch"], boxes: Float[" b m 4"],
+                 classes: Int[" b m"],
+                 valid: Bool[" b m"], *, tiles: int = 4,
                  output_size: tuple[int, int] | None = None, min_size: ArrayLike = 2.0,
                  min_visible: ArrayLike = 0.1,
                  centre: tuple[ArrayLike, ArrayLike] = (0.25, 0.75),
@@ -1207,9 +1211,9 @@ def mosaic_boxes(key: PRNGKey, images: ArrayLike, boxes: ArrayLike, classes: Arr
             keep.reshape(b, tiles * m))
 
 
-def mixup_boxes_one(key: PRNGKey, image: ArrayLike, boxes: ArrayLike, classes: ArrayLike,
-                    valid: ArrayLike, partner_image: ArrayLike, partner_boxes: ArrayLike,
-                    partner_classes: ArrayLike, partner_valid: ArrayLike, *,
+def mixup_boxes_one(key: PRNGKey, image: Num[" h w ch"], boxes: Float[" m 4"], classes: Int[" m"],
+                    valid: Bool[" m"], partner_image: Num[" h w ch"], partner_boxes: Float[" pm 4"],
+                    partner_classes: Int[" pm"], partner_valid: Bool[" pm"], *,
                     alpha: ArrayLike = 32.0,
                     box_format: str = "xyxy") -> tuple[Array, Array, Array, Array, Array]:
     r"""Detection MixUp of one image with a given partner (YOLOv4 style).
@@ -1289,9 +1293,10 @@ def _mixup_targets(boxes: Array, classes: Array, valid: Array, lam: Array,
     return _boxes_out(clipped, box_format, hw, dt), classes, keep, weights
 
 
-def mixup_boxes(key: PRNGKey, images: ArrayLike, boxes: ArrayLike, classes: ArrayLike,
-                valid: ArrayLike, *, alpha: ArrayLike = 32.0, mode: str = "elem",
-                partner_weights: ArrayLike | None = None, box_format: str = "xyxy"
+def mixup_boxes(key: PRNGKey, images: Num[" b h w ch"], boxes: Float[" b m 4"],
+                classes: Int[" b m"],
+                valid: Bool[" b m"], *, alpha: ArrayLike = 32.0, mode: str = "elem",
+                partner_weights: Num[" b"] | None = None, box_format: str = "xyxy"
                 ) -> tuple[Array, Array, Array, Array, Array]:
     r"""Detection MixUp over a batch: pixels blended, boxes of both images concatenated.
 

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jbalance._src import checks
-from jbalance._src.typing import Array, ArrayLike
+from jbalance._src.typing import Array, ArrayLike, Bool, Float, Int
 
 # Pixel formats and their normalised twins (the `n` suffix: divided by image width/height).
 PIXEL_FORMATS = ("xyxy", "xywh", "cxcywh")
@@ -109,8 +109,8 @@ def _image_size(image_size: Any, batch_shape: tuple[int, ...], dtype: Any
     return out[0], out[1]
 
 
-def convert(boxes: ArrayLike, *, src: str, dst: str,
-            image_size: tuple[ArrayLike, ArrayLike] | None = None) -> Array:
+def convert(boxes: Float[" *n 4"], *, src: str, dst: str,
+            image_size: tuple[ArrayLike, ArrayLike] | None = None) -> Float[" *n 4"]:
     r"""Converts boxes between the corner, COCO, centre and normalised (YOLO) formats.
 
     Formats: ``"xyxy"`` ``(x1, y1, x2, y2)`` corners; ``"xywh"`` ``(x1, y1, w, h)``
@@ -209,8 +209,9 @@ def _clip_filter(xyxy: Array, valid: Array, lo_x: Any, lo_y: Any, hi_x: Any, hi_
     return out, keep, jnp.where(finite, area, zero)
 
 
-def clip_boxes(boxes: ArrayLike, valid: ArrayLike, *, image_size: tuple[ArrayLike, ArrayLike],
-               box_format: str = "xyxy") -> tuple[Array, Array]:
+def clip_boxes(boxes: Float[" *n 4"], valid: Bool[" *n"], *, image_size: tuple[ArrayLike,
+               ArrayLike],
+               box_format: str = "xyxy") -> tuple[Float[" *n 4"], Bool[" *n"]]:
     r"""The box policy of jbalance's detection augmentations: clip, drop bad boxes.
 
     A box is clipped to the image ``[0, W] x [0, H]`` and stays valid only if it was valid,
@@ -287,7 +288,7 @@ def check_plausible(boxes: Array, valid: Array, box_format: str, image_hw: tuple
 # Padding a label set's objects into fixed slots (host side).
 
 
-def pad_objects(objects: Objects, image_indices: ArrayLike, *, max_boxes: int,
+def pad_objects(objects: Objects, image_indices: Int[" b"], *, max_boxes: int,
                 on_overflow: str = "warn") -> PaddedObjects:
     r"""Gathers the objects of some images into fixed box slots (host-side NumPy).
 
