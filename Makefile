@@ -25,8 +25,10 @@ demo: venv
 test: venv
 	$(PY) -m pytest -q
 
+# The quick loop: skips tests marked slow, and keeps XLA's compiled programs in .cache/ so a
+# re-run after an edit recompiles only what changed (about 3x faster than a cold run).
 test-fast: venv
-	$(PY) -m pytest -q -m "not slow"
+	JBALANCE_JAX_CACHE=$(CURDIR)/.cache/jax-tests $(PY) -m pytest -q -m "not slow"
 
 # The benchmark peers (torch, timm, ...) are heavy: they live in their own environment.
 BVENV ?= .venv-bench
@@ -53,4 +55,4 @@ study: venv
 	$(PY) -m examples.long_tail.main
 
 clean:
-	rm -rf $(VENV) $(BVENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(BVENV) .pytest_cache .cache build *.egg-info
