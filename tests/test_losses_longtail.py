@@ -329,10 +329,20 @@ def test_asymmetric_matches_timm_and_torch_gradients():
         from timm.loss import AsymmetricLossMultiLabel
     except Exception:  # timm is optional (benchmark env only)
         return
-    crit = AsymmetricLossMultiLabel(gamma_neg=4, gamma_pos=1, clip=0.05, eps=1e-8)
-    want = crit(torch.tensor(z), torch.tensor(binary)).item()
-    got = float(jnp.sum(losses.asymmetric_loss(z, binary, gamma_pos=1.0)))
-    np.testing.assert_allclose(got, want, rtol=1e-5)
+    import inspect
+
+    if "reduction" in inspect.signature(AsymmetricLossMultiLabel).parameters:
+        # timm >= 1.0.2x: per element, as the contract says.
+        crit = AsymmetricLossMultiLabel(gamma_neg=4, gamma_pos=1, clip=0.05, eps=1e-8,
+                                        reduction="none")
+        want = crit(torch.tensor(z), torch.tensor(binary)).numpy()
+        got = np.asarray(losses.asymmetric_loss(z, binary, gamma_pos=1.0))
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    else:  # older timm returns the original -sum
+        crit = AsymmetricLossMultiLabel(gamma_neg=4, gamma_pos=1, clip=0.05, eps=1e-8)
+        want = crit(torch.tensor(z), torch.tensor(binary)).item()
+        got = float(jnp.sum(losses.asymmetric_loss(z, binary, gamma_pos=1.0)))
+        np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
 def test_asymmetric_identities():
