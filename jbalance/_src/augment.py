@@ -14,10 +14,11 @@ function run on a device's shard (inside `jax.shard_map`, key folded by the axis
 draws partners from that shard only. No function keeps state or assumes a batch size.
 
 Pixel copies (CutMix, Mosaic) never resample: every output pixel is a copy of one source
-pixel or the fill value. Mosaic pixels are assembled from contiguous one-dimensional
-windows of the flattened batch (one `dynamic_slice` per tile, then a select), because XLA
-on CPU turns per-pixel gathers of bytes into slow scalar loops, while contiguous windows
-and selects vectorise.
+pixel or the fill value. Mosaic tiles are copied as a few static-shape windows
+(`dynamic_slice` into an in-place `dynamic_update_slice`), or for layouts that do not
+allow that, assembled from contiguous one-dimensional windows of the flattened batch (one
+`dynamic_slice` per tile, then a select), because XLA on CPU turns per-pixel gathers of
+bytes into slow scalar loops.
 """
 
 from typing import Any
@@ -792,12 +793,83 @@ def _tile_masks(rects: Array, offsets: Array, h: int, w: int, oh: int, ow: int
     return rows, cols
 
 
+_WINDOWS = 4  # Windows per tile side on the fast path: fits tiles >= 1/4 of the source side.
+
+
 def _assemble(images: Array, sources: Array, rects: Array, offsets: Array,
               out_hw: tuple[int, int], fill_value: ArrayLike) -> Array:
     """Pastes tile ``t`` of output ``b`` from ``images[sources[b, t]]`` at ``offsets[b, t]``.
 
     images ``[N, H, W, C]``; sources ``[B, T]``; rects ``[B, T, 4]``; offsets ``[B, T, 2]``.
+
+    Fast path: when every tile is exactly its source's footprint on the output (the
+    ``"corner"`` placement) and at least ``1/_WINDOWS`` of the source side in each
+    dimension, the tile is a union of ``_WINDOWS**2`` overlapping windows of one static
+    shape that lie inside it, so each is a plain copy (`dynamic_slice` into
+    `dynamic_update_slice`, in place on the filled output): no masks, no padded copy of the
+    batch. Otherwise (``"same"`` placement, thin tiles) `_assemble_masked`.
     """
+    n, h, w, c = images.shape
+    oh, ow = out_hw
+    b, t = sources.shape
+    ky, kx = min(_WINDOWS, h, oh), min(_WINDOWS, w, ow)
+    wy, wx = -(-min(h, oh) // ky), -(-min(w, ow) // kx)  # static window shape
+    dy, dx = offsets[..., 0], offsets[..., 1]
+    y1, y2 = jnp.maximum(dy, 0), jnp.minimum(dy + h, oh)  # footprint on the output
+    x1, x2 = jnp.maximum(dx, 0), jnp.minimum(dx + w, ow)
+    fits = ((jnp.maximum(rects[..., 0], dy) == y1) & (jnp.minimum(rects[..., 1], dy + h) == y2)
+            & (jnp.maximum(rects[..., 2], dx) == x1) & (jnp.minimum(rects[..., 3], dx + w) == x2)
+            & (y2 - y1 >= wy) & (x2 - x1 >= wx)).all()
+    # Window j starts at min(j * size, tile - size) from the tile's start: inside the tile,
+    # and together they cover it (k * size >= the source side >= the tile side).
+    ys = y1[..., None] + jnp.minimum(jnp.arange(ky, dtype=jnp.int32)[None, None] * wy,
+                                     (y2 - y1 - wy)[..., None])
+    xs = x1[..., None] + jnp.minimum(jnp.arange(kx, dtype=jnp.int32)[None, None] * wx,
+                                     (x2 - x1 - wx)[..., None])
+    shape = (b, t, ky, kx)
+    plan = jnp.stack([  # one row per window: output, source, out y, source y, out x, source x
+            jnp.broadcast_to(jnp.arange(b, dtype=jnp.int32)[:, None, None, None], shape),
+            jnp.broadcast_to(sources[..., None, None], shape),
+            jnp.broadcast_to(ys[..., None], shape),
+            jnp.broadcast_to((ys - dy[..., None])[..., None], shape),
+            jnp.broadcast_to(xs[..., None, :] * c, shape),
+            jnp.broadcast_to((xs - dx[..., None])[..., None, :] * c, shape),
+    ], axis=-1).reshape(-1, 6).astype(jnp.int32)
+
+    def windows(images):
+        flat = images.reshape(n, h, w * c)
+
+        def copy(i, out):
+            o, s_, oy, sy, ox, sx = (plan[i, j] for j in range(6))
+            win = lax.dynamic_slice(flat, (s_, sy, sx), (1, wy, wx * c))
+            return lax.dynamic_update_slice(out, win, (o, oy, ox))
+
+        fill = jnp.asarray(fill_value).astype(images.dtype)
+        out = jnp.broadcast_to(fill, (b, oh, ow * c))
+        # Inside `shard_map` the loop carry must vary over the mesh axes its updates vary on.
+        axes = _varying_axes(out, flat, plan)
+        if axes:
+            out = lax.pcast(out, axes, to="varying")
+        out = lax.fori_loop(0, plan.shape[0], copy, out)
+        return out.reshape(b, oh, ow, c)
+
+    return lax.cond(fits, windows, lambda x: _assemble_masked(x, sources, rects, offsets,
+                                                             out_hw, fill_value), images)
+
+
+def _varying_axes(*xs: Array) -> tuple[str, ...]:
+    """Mesh axes any of ``xs`` varies over inside `shard_map` (empty outside)."""
+    axes: set[str] = set()
+    for x in xs:
+        aval = jax.typeof(x)
+        mat = getattr(aval, "mat", None)  # earlier jax releases spell it ``aval.vma``
+        axes |= set(getattr(mat, "varying", None) or getattr(aval, "vma", None) or ())
+    return tuple(sorted(axes))
+
+
+def _assemble_masked(images: Array, sources: Array, rects: Array, offsets: Array,
+                     out_hw: tuple[int, int], fill_value: ArrayLike) -> Array:
+    """`_assemble` for any layout: one masked window of the whole output per tile."""
     n, h, w, c = images.shape
     oh, ow = out_hw
     b, t = sources.shape
