@@ -23,9 +23,11 @@ Each jbalance case is timed twice, in the same run as its peers:
   buffers are reused, as they are in a training loop that keeps its pool warm. Every row of
   this second pass runs under the same allocator settings (peers too).
 * "donated": `jax.jit(..., donate_argnums=1)` with a fresh copy of the input per call (the
-  copy is not timed). XLA cannot write MixUp, elem-mode CutMix or Mosaic in place (every
-  output reads a partner), so donation adds a copy there; batch-mode CutMix pastes its box
-  in place (`dynamic_update_slice` bands), so donation makes it move box bytes only.
+  copy is not timed). With the default ``in_place=False`` XLA cannot write MixUp or
+  elem-mode CutMix in place (every output reads a partner), so donation adds a copy;
+  ``in_place=True`` rewrites the donated batch band by band (`dynamic_update_slice`), so
+  no batch-sized buffer is allocated and MixUp moves about one copy of the batch;
+  batch-mode CutMix always pastes its box in place, so donated it moves box bytes only.
 
 Issue 14 additions: `_allocator_cases` reruns MixUp/CutMix and timm in fresh processes
 under the default allocator and each preloadable one found by ``ldconfig -p`` (jemalloc,
@@ -45,7 +47,6 @@ from benchmarks import _harness
 from benchmarks._harness import Row
 
 
-
 def _set_steady_allocator() -> bool:
     """Makes glibc keep and reuse large freed blocks (no mmap/munmap per call)."""
     try:
@@ -55,6 +56,22 @@ def _set_steady_allocator() -> bool:
     ok = libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD
     ok &= libc.mallopt(-1, (1 << 31) - 1)  # M_TRIM_THRESHOLD
     return bool(ok)
+
+
+def _time_donated(fn, keys, x, y, repeats: int) -> float:
+    """Median seconds of ``jit(fn, donate_argnums=1)`` on a fresh (untimed) copy per call."""
+    import jax
+    import jax.numpy as jnp
+
+    donated = jax.jit(fn, donate_argnums=1)
+    times = []
+    for _ in range(repeats + 2):
+        xc = jax.block_until_ready(jnp.copy(x))
+        kk = next(keys)
+        t0 = time.perf_counter()
+        jax.block_until_ready(donated(kk, xc, y))
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times[2:]))
 
 
 def _floor_row(case: str, nbytes: int, repeats: int) -> Row:
@@ -123,17 +140,13 @@ def _classification_cases(quick: bool, steady: bool) -> list[Row]:
             sec = _harness.time_fn(lambda: jitted(next(keys), x, y), repeats=repeats)
             rows.append(Row(case, "jbalance", sec, baseline=True,
                             note=f"{b / sec:,.0f} images/s"))
-            if not steady:
-                donated = jax.jit(functools.partial(fn, mode=mode), donate_argnums=1)
-                times = []
-                for _ in range(repeats + 2):
-                    xc = jax.block_until_ready(x + 0.0)
-                    kk = next(keys)
-                    t0 = time.perf_counter()
-                    jax.block_until_ready(donated(kk, xc, y))
-                    times.append(time.perf_counter() - t0)
-                rows.append(Row(case, "jbalance, donated input", float(np.median(times[2:])),
-                                note="XLA adds a copy: outputs read partners"))
+            for in_place in ((False, True) if not steady else (True,)):
+                sec_d = _time_donated(functools.partial(fn, mode=mode, in_place=in_place),
+                                      keys, x, y, repeats)
+                rows.append(Row(case, f"jbalance, donated, in_place={in_place}", sec_d,
+                                note="band by band in place" if in_place or mode == "batch"
+                                and op == "cutmix" else "XLA adds a copy: outputs read "
+                                                        "partners"))
             # timm: Mixup(..., mode) works in place on the NCHW tensor; elem mode needs an even
             # batch and loops over examples in Python.
             if mixup_cls is None:
@@ -342,7 +355,7 @@ def _find_allocators() -> dict[str, str]:
 
 
 def core_rows(quick: bool) -> list[dict]:
-    """MixUp/CutMix (jbalance fresh, CutMix batch donated in place), timm, and a copy floor.
+    """MixUp/CutMix (jbalance fresh, and donated with ``in_place=True``), timm, a copy floor.
 
     Run once per allocator in a fresh process (see `_allocator_cases`); returns plain dicts.
     """
@@ -372,20 +385,12 @@ def core_rows(quick: bool) -> list[dict]:
             fn = jax.jit(functools.partial(getattr(augment, op), mode=mode))
             sec = _harness.time_fn(lambda fn=fn: fn(next(keys), x, y), repeats=repeats)
             out.append({"case": case, "impl": "jbalance", "seconds": sec})
-            if op == "cutmix" and mode == "batch":
-                # Donated: the pasted window is a dynamic_update_slice into the input buffer.
-                # A training loop donates a batch it no longer needs; here the fresh input is
-                # made by an untimed copy per call.
-                don = jax.jit(functools.partial(augment.cutmix, mode=mode), donate_argnums=1)
-                times = []
-                for _ in range(repeats + 2):
-                    xc = jax.block_until_ready(jnp.copy(x))
-                    kk = next(keys)
-                    t0 = time.perf_counter()
-                    jax.block_until_ready(don(kk, xc, y))
-                    times.append(time.perf_counter() - t0)
-                out.append({"case": case, "impl": "jbalance, donated (in place)",
-                            "seconds": float(np.median(times[2:]))})
+            # Donated, in place: a training loop donates a batch it no longer needs; here
+            # the fresh input is made by an untimed copy per call.
+            sec_d = _time_donated(functools.partial(getattr(augment, op), mode=mode,
+                                                    in_place=True), keys, x, y, repeats)
+            out.append({"case": case, "impl": "jbalance, donated, in_place=True",
+                        "seconds": sec_d})
             if mixup_cls is not None:
                 kw = ({"mixup_alpha": 1.0, "cutmix_alpha": 0.0} if op == "mixup"
                       else {"mixup_alpha": 0.0, "cutmix_alpha": 1.0})

@@ -16,6 +16,7 @@ from reference_augment import (mosaic_regions, np_clip_boxes, np_cutmix, np_mixu
 
 from jbalance import augment
 from jbalance import boxes as boxes_lib
+from jbalance._src import augment as augment_src
 
 # ---------------------------------------------------------------------------------------------
 # Helpers: data and the documented key derivation of the batch functions.
@@ -616,6 +617,8 @@ def _bad_cases():
         ("min_visible", lambda: augment.mosaic_boxes(k, x, bx, c, v, min_visible=2.0),
          ValueError),
         ("placement", lambda: augment.mosaic(k, x, y, placement="random"), ValueError),
+        ("in_place", lambda: augment.mixup(k, x, y, in_place="yes"), TypeError),
+        ("in_place", lambda: augment.mixup_boxes(k, x, bx, c, v, in_place=1), TypeError),
     ]
 
 
@@ -846,8 +849,12 @@ def test_boxes_in_the_wrong_format_raise_instead_of_vanishing():
 # Issue 14: the batch paths equal the one-example functions, with and without donation.
 
 
-def test_cutmix_batch_window_path_and_donation_equal_the_one_example_function(getkey):
+@pytest.mark.parametrize("band_rows", [1, 8, 64])
+def test_cutmix_batch_window_path_and_donation_equal_the_one_example_function(
+        getkey, monkeypatch, band_rows):
     b, h, w = 6, 33, 20
+    # Bands of 1 and 8 rows (shifted last band) and one band for the whole image.
+    monkeypatch.setattr(augment_src, "_BAND_BYTES", band_rows * b * w * 3)
     x = _images(getkey(), b, h=h, w=w, dtype=jnp.uint8)
     y = _soft_labels(getkey(), b)
     one = jax.jit(jax.vmap(lambda k, *a: augment.cutmix_one(k, *a, alpha=0.3)))
@@ -858,7 +865,8 @@ def test_cutmix_batch_window_path_and_donation_equal_the_one_example_function(ge
         key = jax.random.key(seed)
         keys, p = _derive(key, b, mode="batch")
         want = one(keys, x, y, x[p[:, 0]], y[p[:, 0]])
-        got = J(augment.cutmix, mode="batch")(key, x, y, alpha=0.3)
+        got = jax.jit(lambda k, a, c: augment.cutmix(k, a, c, alpha=0.3, mode="batch"))(
+            key, x, y)
         got_d = donated(key, jnp.array(x, copy=True), y)
         for g in (got, got_d):  # pixels: exact; label blends may differ by an ulp (fusion)
             np.testing.assert_array_equal(np.asarray(g[0]), np.asarray(want[0]))
@@ -867,3 +875,78 @@ def test_cutmix_batch_window_path_and_donation_equal_the_one_example_function(ge
         box, _ = augment.cutmix_box(keys[0], h, w, alpha=0.3)
         sizes.add(int(box[1] - box[0]))
     assert len(sizes) > 3
+
+
+def _in_place_cases():
+    # (function, extra keyword arguments, takes detection targets)
+    return [(augment.mixup, {}, False), (augment.remix, {"counts": jnp.arange(1., 5.)}, False),
+            (augment.cutmix, {}, False), (augment.mixup_boxes, {}, True)]
+
+
+@pytest.mark.parametrize("case,mode,dtype,h,band_bytes", [
+    (0, "elem", jnp.float32, 12, 1), (0, "batch", jnp.float32, 12, 1 << 30),
+    (0, "elem", jnp.uint8, 13, 1), (0, "elem", jnp.bfloat16, 12, 1000),
+    (1, "elem", jnp.float32, 12, 1000), (1, "batch", jnp.uint8, 13, 1),
+    (2, "elem", jnp.uint8, 13, 1), (2, "elem", jnp.float32, 12, 1 << 30),
+    (2, "batch", jnp.float32, 12, 1000), (3, "elem", jnp.float32, 12, 1),
+    (3, "batch", jnp.uint8, 12, 1000)])
+def test_in_place_equals_the_default_with_and_without_donation(getkey, monkeypatch, case, mode,
+                                                               dtype, h, band_bytes):
+    # Bands of one row, of the whole image, and of a divisor of H (1000 bytes: 3 rows of
+    # 5 x 10 x 3 x 4 bytes, 6 of 5 x 10 x 3 x 2 -> the largest divisor of 12 that fits);
+    # H = 13 (prime): 1 row.
+    monkeypatch.setattr(augment_src, "_BAND_BYTES", band_bytes)
+    fn, extra, detection = _in_place_cases()[case]
+    b = 5
+    x = _images(getkey(), b, h=h, dtype=dtype)
+    if detection:
+        bx = jnp.tile(jnp.array([[1., 1., 6., 7.], [0., 2., 9., 11.]]), (b, 1, 1))
+        rest = (bx, jnp.zeros((b, 2), jnp.int32), jnp.ones((b, 2), bool))
+        extra = {**extra, "alpha": 0.8}
+    else:
+        rest = (_soft_labels(getkey(), b, k=4),)
+    key = getkey()
+
+    def run(in_place, donate):
+        f = jax.jit(lambda k, a, *r: fn(k, a, *r, mode=mode, in_place=in_place, **extra),
+                    donate_argnums=(1,) if donate else ())
+        return f(key, jnp.array(x, copy=True), *rest)
+
+    want = run(False, False)
+    for got in (run(True, False), run(True, True)):
+        for g, w_ in zip(got[1:], want[1:]):  # labels / targets: unchanged by in_place
+            np.testing.assert_array_equal(np.asarray(g), np.asarray(w_))
+        g, w_ = np.asarray(got[0]), np.asarray(want[0])
+        if fn is augment.cutmix:  # pixel copies: exact
+            np.testing.assert_array_equal(g, w_)
+        elif dtype == jnp.uint8:  # one float32 rounding (FMA) may move a halfway case by 1
+            assert np.abs(g.astype(np.int32) - w_.astype(np.int32)).max() <= 1
+        else:  # the in-place kernel may contract the blend into an FMA: one rounding
+            np.testing.assert_array_max_ulp(g.astype(np.float32), w_.astype(np.float32), 1)
+
+
+@pytest.mark.parametrize("op", ["mixup", "cutmix"])
+def test_in_place_on_a_donated_batch_aliases_it_and_copies_nothing_batch_sized(monkeypatch,
+                                                                             op):
+    # The claim of `in_place=True`: XLA writes the result into the donated input buffer
+    # (input/output alias) and never materialises a second batch-sized array.
+    x = jnp.zeros((8, 16, 16, 3), jnp.float32)
+    y = jnp.zeros((8, 4), jnp.float32)
+    monkeypatch.setattr(augment_src, "_BAND_BYTES", 2 * 8 * 16 * 3 * 4)  # 8 bands of 2 rows
+    fn = getattr(augment, op)
+    batch = "f32[8,16,16,3]"
+
+    def compiled(in_place):
+        f = jax.jit(lambda k, a, c: fn(k, a, c, in_place=in_place), donate_argnums=1)
+        return f.lower(jax.random.key(0), x, y).compile().as_text()
+
+    def batch_copies(text):
+        return [ln for ln in text.splitlines()
+                if batch in ln.split("=", 1)[-1].split("(")[0]
+                and (" copy(" in ln or "gather(" in ln)]
+
+    text = compiled(True)
+    assert "input_output_alias" in text
+    assert not batch_copies(text), batch_copies(text)
+    # The default path computes into a new buffer and copies it into the donated one.
+    assert batch_copies(compiled(False))

@@ -107,6 +107,11 @@ def _check_mode(mode: Any) -> None:
     checks.check_one_of(mode, _MODES, "mode")
 
 
+def _check_in_place(in_place: Any) -> None:
+    if not isinstance(in_place, (bool, np.bool_)):
+        raise TypeError(f"`in_place` must be a Python bool (static), got {in_place!r}.")
+
+
 def _check_tiles(tiles: Any) -> None:
     if (isinstance(tiles, bool) or not isinstance(tiles, (int, np.integer))
             or tiles not in _TILES):
@@ -322,8 +327,8 @@ def _check_batch_classification(key, images, labels, mode, partner_weights):
 
 
 def mixup(key: PRNGKey, images: Num[" b h w ch"], labels: Num[" b c"], *, alpha: ArrayLike = 1.0,
-          mode: str = "elem",
-          partner_weights: Num[" b"] | None = None) -> tuple[Num[" b h w ch"], Float[" b c"]]:
+          mode: str = "elem", partner_weights: Num[" b"] | None = None,
+          in_place: bool = False) -> tuple[Num[" b h w ch"], Float[" b c"]]:
     r"""MixUp over a batch: each example is blended with a random partner.
 
     .. math::
@@ -345,13 +350,22 @@ def mixup(key: PRNGKey, images: Num[" b h w ch"], labels: Num[" b c"], *, alpha:
         by the batch, as timm's batch mode). Static.
       partner_weights: Optional ``[B]`` non-negative weights: partners are drawn with these
         probabilities (with replacement) instead of a permutation.
+      in_place: Static. ``False`` (default): one fused blend into a new buffer, equal bit
+        for bit to the `mixup_one` formula. ``True``: the batch is rewritten band by band
+        (a few rows of every example at a time, read whole before written back) with
+        `lax.dynamic_update_slice`; on a batch donated to `jax.jit`
+        (``donate_argnums``) XLA updates its buffer in place, so no batch-sized output is
+        allocated and MixUp moves about one copy of the batch. Without donation XLA first
+        copies the input, which is slower than the default. XLA:CPU may fuse the
+        multiply-add of this kernel into an FMA, so pixels can differ from the default by
+        one float32 rounding (before an integer dtype's rounding).
 
     Returns:
       ``(images, labels)``, shapes and dtypes as given.
 
     Raises:
       ValueError: wrong ranks, different batch sizes, ``alpha <= 0``, unknown ``mode``.
-      TypeError: non-floating labels, non-numeric images.
+      TypeError: non-floating labels, non-numeric images, non-bool ``in_place``.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -366,14 +380,16 @@ def mixup(key: PRNGKey, images: Num[" b h w ch"], labels: Num[" b c"], *, alpha:
       <https://arxiv.org/abs/1710.09412>`_, ICLR 2018.
     """
     images, labels, keys, p = _pairwise_draw(key, images, labels, alpha=alpha, mode=mode,
-                                             partner_weights=partner_weights)
+                                             partner_weights=partner_weights, in_place=in_place)
     lam = _batch_lambdas(keys, alpha, mode)
-    return _mixup_images(images, p, lam), _blend(labels, _take(labels, p), lam[:, None])
+    return (_mixup_images(images, p, lam, in_place),
+            _blend(labels, _take(labels, p), lam[:, None]))
 
 
-def _pairwise_draw(key, images, labels, *, alpha, mode, partner_weights):
+def _pairwise_draw(key, images, labels, *, alpha, mode, partner_weights, in_place):
     """The batch prologue shared by `mixup`, `remix` and `cutmix`: checks, keys, partners."""
     _check_batch_classification(key, images, labels, mode, partner_weights)
+    _check_in_place(in_place)
     _check_alpha(alpha)
     images, labels = jnp.asarray(images), jnp.asarray(labels)
     b = images.shape[0]
@@ -389,17 +405,47 @@ def _batch_lambdas(keys: Array, alpha: ArrayLike, mode: str) -> Array:
     return jax.vmap(lambda k: _draw_lambda(k, alpha))(keys)
 
 
-def _mixup_images(images: Array, p: Array, lam: Array) -> Array:
+def _mixup_images(images: Array, p: Array, lam: Array, in_place: bool) -> Array:
     # The batch path: one fused blend of the batch with its partners (no per-example vmap),
     # the same arithmetic as `mixup_one`, so results are equal bit for bit.
     lam = lam.reshape(lam.shape[0], *(1,) * (images.ndim - 1))
+    if in_place:
+        return _update_bands(images, lambda band, y0: _blend(band, _take(band, p), lam))
     return _blend(images, _take(images, p), lam)
+
+
+_BAND_BYTES = 1 << 18  # a band of rows across the batch small enough to stay in L2 cache
+
+
+def _update_bands(images: Array, update) -> Array:
+    """``images`` rewritten band by band: ``band <- update(band, first_row)``.
+
+    A band is rows ``[y0, y0 + R)`` of every example (so partners are inside it), with
+    ``R`` the largest divisor of ``H`` whose band fits in `_BAND_BYTES` (at least 1 row).
+    Bands are disjoint and each is read whole before it is written back with
+    `lax.dynamic_update_slice`, so the result equals ``update`` applied to the whole batch;
+    on a donated batch XLA keeps the loop-carried buffer in place.
+    """
+    b, h = images.shape[:2]
+    row_bytes = max(1, b * int(np.prod(images.shape[2:])) * images.dtype.itemsize)
+    budget = max(1, _BAND_BYTES // row_bytes)
+    rows = max(d for d in range(1, min(budget, h) + 1) if h % d == 0)
+    zero = jnp.int32(0)
+    tail = (zero,) * (images.ndim - 2)
+
+    def body(i, x):
+        y0 = i * rows
+        start = (zero, y0, *tail)
+        band = lax.dynamic_slice(x, start, (b, rows, *x.shape[2:]))
+        return lax.dynamic_update_slice(x, update(band, y0), start)
+
+    return lax.fori_loop(0, h // rows, body, images)
 
 
 def remix(key: PRNGKey, images: Num[" b h w ch"], labels: Num[" b c"], *, counts: Num[" c"],
           alpha: ArrayLike = 1.0, kappa: ArrayLike = 3.0, tau: ArrayLike = 0.5,
-          mode: str = "elem",
-          partner_weights: Num[" b"] | None = None) -> tuple[Num[" b h w ch"], Float[" b c"]]:
+          mode: str = "elem", partner_weights: Num[" b"] | None = None,
+          in_place: bool = False) -> tuple[Num[" b h w ch"], Float[" b c"]]:
     r"""Remix: MixUp images, with labels that favour the minority class of each pair.
 
     The images (and each ``lambda``) are exactly those of `mixup` with the same key and
@@ -429,6 +475,8 @@ def remix(key: PRNGKey, images: Num[" b h w ch"], labels: Num[" b c"], *, counts
       tau: Lambda threshold in ``[0, 1]`` (traceable; paper: 0.5).
       mode: ``"elem"`` (one lambda per example) or ``"batch"``, as `mixup`. Static.
       partner_weights: Optional ``[B]`` non-negative partner-sampling weights, as `mixup`.
+      in_place: Static; as `mixup`: ``True`` rewrites the batch band by band, in place
+        when it is donated to `jax.jit`.
 
     Returns:
       ``(images, labels)``, shapes and dtypes as given.
@@ -451,7 +499,7 @@ def remix(key: PRNGKey, images: Num[" b h w ch"], labels: Num[" b c"], *, counts
       ECCV Workshops 2020.
     """
     images, labels, keys, p = _pairwise_draw(key, images, labels, alpha=alpha, mode=mode,
-                                             partner_weights=partner_weights)
+                                             partner_weights=partner_weights, in_place=in_place)
     k = labels.shape[1]
     checks.check_shape(counts, (k,), "counts", "[num_classes] (one count per label column)")
     checks.check_nonnegative(counts, "counts")
@@ -475,7 +523,8 @@ def remix(key: PRNGKey, images: Num[" b h w ch"], labels: Num[" b c"], *, counts
     one = jnp.ones((), cdt)
     lam_y = jnp.where((ratio >= kappa) & (lam_c < tau), jnp.zeros((), cdt),
                       jnp.where((ratio <= one / kappa) & (one - lam_c < tau), one, lam_c))
-    return _mixup_images(images, p, lam), _blend(labels, _take(labels, p), lam_y[:, None])
+    return (_mixup_images(images, p, lam, in_place),
+            _blend(labels, _take(labels, p), lam_y[:, None]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -581,8 +630,8 @@ def cutmix_one(key: PRNGKey, image: Num[" h w ch"], label: Num[" c"], partner_im
 
 
 def cutmix(key: PRNGKey, images: Num[" b h w ch"], labels: Num[" b c"], *, alpha: ArrayLike = 1.0,
-           mode: str = "elem",
-           partner_weights: Num[" b"] | None = None) -> tuple[Num[" b h w ch"], Float[" b c"]]:
+           mode: str = "elem", partner_weights: Num[" b"] | None = None,
+           in_place: bool = False) -> tuple[Num[" b h w ch"], Float[" b c"]]:
     r"""CutMix over a batch: each example gets a rectangle pasted from a random partner.
 
     Equals ``jax.vmap(cutmix_one)(keys, images, labels, images[p], labels[p])`` (keys and
@@ -597,13 +646,19 @@ def cutmix(key: PRNGKey, images: Num[" b h w ch"], labels: Num[" b c"], *, alpha
       mode: ``"elem"`` (one lambda and box per example) or ``"batch"`` (one lambda and one
         box for the whole batch, as timm's batch mode). Static.
       partner_weights: Optional ``[B]`` non-negative partner-sampling weights.
+      in_place: Static. Batch mode always pastes its one box with in-place
+        `lax.dynamic_update_slice` bands of the box rows (in place when the batch is
+        donated to `jax.jit`, so it moves box bytes only). In elem mode ``False`` (default)
+        is one select into a new buffer and ``True`` rewrites the batch band by band, as
+        `mixup`'s ``in_place``: on a donated batch no batch-sized output is allocated.
+        Pixels are equal either way (copies, no arithmetic).
 
     Returns:
       ``(images, labels)``, shapes and dtypes as given.
 
     Raises:
       ValueError: wrong ranks, different batch sizes, ``alpha <= 0``, unknown ``mode``.
-      TypeError: non-floating labels.
+      TypeError: non-floating labels, non-bool ``in_place``.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -618,7 +673,7 @@ def cutmix(key: PRNGKey, images: Num[" b h w ch"], labels: Num[" b c"], *, alpha
       Localizable Features <https://arxiv.org/abs/1905.04899>`_, ICCV 2019.
     """
     images, labels, keys, p = _pairwise_draw(key, images, labels, alpha=alpha, mode=mode,
-                                             partner_weights=partner_weights)
+                                             partner_weights=partner_weights, in_place=in_place)
     b, h, w = images.shape[:3]
     if mode == "batch":  # one box for the batch: paste one window (in place when donated).
         box, _ = cutmix_box(keys[0], h, w, alpha=alpha)
@@ -626,24 +681,27 @@ def cutmix(key: PRNGKey, images: Num[" b h w ch"], labels: Num[" b c"], *, alpha
         boxes = jnp.broadcast_to(box, (b, 4))
     else:
         boxes, _ = jax.vmap(lambda k: cutmix_box(k, h, w, alpha=alpha))(keys)
-        out = _paste_boxes(images, p, boxes)
+        out = _paste_boxes(images, p, boxes, in_place)
     frac = _exact_fraction((boxes[:, 1] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 2]), h * w)
     frac = frac[:, None]
     return out, _blend(labels, _take(labels, p), 1.0 - frac, frac)
 
 
-def _box_masks(boxes: Array, h: int, w: int) -> Array:
-    """``[B, H, W, 1]`` bool: inside box ``(y1, y2, x1, x2)`` of each example."""
-    rows = jnp.arange(h, dtype=jnp.int32)[None, :]
+def _box_masks(boxes: Array, h: int, w: int, y0: Array | int = 0) -> Array:
+    """``[B, h, W, 1]`` bool: rows ``[y0, y0 + h)`` inside box ``(y1, y2, x1, x2)``."""
+    rows = y0 + jnp.arange(h, dtype=jnp.int32)[None, :]
     cols = jnp.arange(w, dtype=jnp.int32)[None, :]
     in_rows = (rows >= boxes[:, 0, None]) & (rows < boxes[:, 1, None])
     in_cols = (cols >= boxes[:, 2, None]) & (cols < boxes[:, 3, None])
     return in_rows[:, :, None, None] & in_cols[:, None, :, None]
 
 
-def _paste_boxes(images: Array, p: Array, boxes: Array) -> Array:
+def _paste_boxes(images: Array, p: Array, boxes: Array, in_place: bool) -> Array:
     """One select over the batch: pixels inside each example's box come from its partner."""
     h, w = images.shape[1], images.shape[2]
+    if in_place:
+        return _update_bands(images, lambda band, y0: jnp.where(
+            _box_masks(boxes, band.shape[1], w, y0), _take(band, p), band))
     return jnp.where(_box_masks(boxes, h, w), _take(images, p), images)
 
 
@@ -659,7 +717,7 @@ def _paste_window(images: Array, p: Array, box: Array) -> Array:
     its mask limited to its own rows), so every partner pixel is read before any write.
     """
     b, h, w, c = images.shape
-    band = min(h, 8)
+    band = max(1, min(h, _BAND_BYTES // max(1, b * w * c * images.dtype.itemsize)))
     y1, y2, x1, x2 = box[0], box[1], box[2], box[3]
     steps = (jnp.maximum(y2 - y1, 0) + band - 1) // band
     xs = jnp.arange(w, dtype=jnp.int32)
@@ -1368,8 +1426,8 @@ def _mixup_targets(boxes: Array, classes: Array, valid: Array, lam: Array,
 def mixup_boxes(key: PRNGKey, images: Num[" b h w ch"], boxes: Float[" b m 4"],
                 classes: Int[" b m"],
                 valid: Bool[" b m"], *, alpha: ArrayLike = 32.0, mode: str = "elem",
-                partner_weights: Num[" b"] | None = None, box_format: str = "xyxy"
-                ) -> tuple[Array, Array, Array, Array, Array]:
+                partner_weights: Num[" b"] | None = None, box_format: str = "xyxy",
+                in_place: bool = False) -> tuple[Array, Array, Array, Array, Array]:
     r"""Detection MixUp over a batch: pixels blended, boxes of both images concatenated.
 
     Equals ``jax.vmap(mixup_boxes_one)`` with partners ``p`` from `partner_indices` (keys
@@ -1387,6 +1445,8 @@ def mixup_boxes(key: PRNGKey, images: Num[" b h w ch"], boxes: Float[" b m 4"],
       partner_weights: Optional ``[B]`` non-negative partner-sampling weights.
       box_format: Format of the boxes in and out, one of `jbalance.boxes.FORMATS`
         (static; default ``"xyxy"`` pixels); wrong-format boxes raise as in `mosaic_boxes`.
+      in_place: Static; as `mixup`: ``True`` rewrites the batch band by band, in place
+        when it is donated to `jax.jit`.
 
     Returns:
       ``(images [B, H, W, C], boxes [B, 2M, 4], classes [B, 2M], valid [B, 2M],
@@ -1417,6 +1477,7 @@ def mixup_boxes(key: PRNGKey, images: Num[" b h w ch"], boxes: Float[" b m 4"],
     _check_detection(images, boxes, classes, valid, batched=True)
     _check_partner_weights(partner_weights, np.shape(images)[0])
     _boxes.check_format(box_format)
+    _check_in_place(in_place)
     images = jnp.asarray(images)
     boxes, classes, valid = jnp.asarray(boxes), jnp.asarray(classes), jnp.asarray(valid)
     b = images.shape[0]
@@ -1426,6 +1487,6 @@ def mixup_boxes(key: PRNGKey, images: Num[" b h w ch"], boxes: Float[" b m 4"],
     cat = lambda x: jnp.concatenate([x, _take(x, p)], axis=1)  # noqa: E731
     targets = _mixup_targets(cat(boxes), cat(classes), cat(valid), lam, images.shape[1:3],
                              box_format)  # first: checks the box format before the pixels
-    return (_mixup_images(images, p, lam), *targets)
+    return (_mixup_images(images, p, lam, in_place), *targets)
 
 
