@@ -38,6 +38,19 @@ def _check_labels(labels: Any, num_classes: Any) -> jax.Array:
     return labels
 
 
+def _check_inputs(labels: Any, num_classes: Any, value: Any, name: str, dtype: Any,
+                  meaning: str = "") -> tuple[jax.Array, jax.Array]:
+    """The checks both probability functions make: labels, ``dtype``, a scalar in [0, 1]."""
+    labels = _check_labels(labels, num_classes)
+    dtype = jnp.dtype(dtype)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"`dtype` must be a floating dtype, got {dtype}.")
+    v = jnp.asarray(value, dtype)
+    checks.check_rank(v, 0, name, "(a scalar)")
+    checks.require((v >= 0) & (v <= 1), f"`{name}` must be in [0, 1]{meaning}; got {v}.")
+    return labels, v
+
+
 def _class_counts(labels: jax.Array, num_classes: int, valid: jax.Array) -> jax.Array:
     # int32 counts: float32 would stop counting at 2^24 examples of one class.
     safe = jnp.where(valid, labels, num_classes).astype(jnp.int32)
@@ -113,14 +126,8 @@ def class_balanced_probs(labels: Int[" n"], *, num_classes: int, q: ArrayLike = 
       Kang et al., `Decoupling Representation and Classifier for Long-Tailed Recognition
       <https://arxiv.org/abs/1910.09217>`_, ICLR 2020 (eq. 1).
     """
-    labels = _check_labels(labels, num_classes)
-    dtype = jnp.dtype(dtype)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"`dtype` must be a floating dtype, got {dtype}.")
-    q = jnp.asarray(q, dtype)
-    checks.check_rank(q, 0, "q", "(a scalar)")
-    checks.require((q >= 0) & (q <= 1), f"`q` must be in [0, 1] (1 instance-balanced, 0 "
-                                        f"class-balanced, 0.5 square-root); got {q}.")
+    labels, q = _check_inputs(labels, num_classes, q, "q", dtype,
+                              " (1 instance-balanced, 0 class-balanced, 0.5 square-root)")
     return _class_balanced(labels, checks.mask(where, labels.shape, "[num_examples]"), q,
                            num_classes=int(num_classes))
 
@@ -178,13 +185,7 @@ def progressive_probs(labels: Int[" n"], *, num_classes: int, progress: ArrayLik
       Kang et al., `Decoupling Representation and Classifier for Long-Tailed Recognition
       <https://arxiv.org/abs/1910.09217>`_, ICLR 2020 (sec. 3.1).
     """
-    labels = _check_labels(labels, num_classes)
-    dtype = jnp.dtype(dtype)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"`dtype` must be a floating dtype, got {dtype}.")
-    t = jnp.asarray(progress, dtype)
-    checks.check_rank(t, 0, "progress", "(a scalar)")
-    checks.require((t >= 0) & (t <= 1), f"`progress` must be in [0, 1]; got {t}.")
+    labels, t = _check_inputs(labels, num_classes, progress, "progress", dtype)
     return _progressive(labels, checks.mask(where, labels.shape, "[num_examples]"), t,
                         num_classes=int(num_classes))
 
