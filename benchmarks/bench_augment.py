@@ -21,7 +21,10 @@ Each jbalance case is timed twice, in the same run as its peers:
   this, peers included.
 * "steady": after ``mallopt(M_MMAP_THRESHOLD=1 GiB, M_TRIM_THRESHOLD=2 GiB)``: freed
   buffers are reused, as they are in a training loop that keeps its pool warm. Every row of
-  this second pass runs under the same allocator settings (peers too).
+  this second pass runs under the same allocator settings (peers too). XLA's worker
+  threads allocate from per-thread glibc arenas, whose heaps stop at 64 MiB, so outputs
+  above that (Mosaic's 79 MB 1280 canvas) are still mmapped per call in this pass; the
+  "glibc tuned" allocator runs (``MALLOC_ARENA_MAX=1`` too, set before start) remove that.
 * "donated": `jax.jit(..., donate_argnums=1)` with a fresh copy of the input per call (the
   copy is not timed). With the default ``in_place=False`` XLA cannot write MixUp or
   elem-mode CutMix in place (every output reads a partner), so donation adds a copy;
@@ -29,9 +32,11 @@ Each jbalance case is timed twice, in the same run as its peers:
   no batch-sized buffer is allocated and MixUp moves about one copy of the batch;
   batch-mode CutMix always pastes its box in place, so donated it moves box bytes only.
 
-Issue 14 additions: `_allocator_cases` reruns MixUp/CutMix and timm in fresh processes
-under the default allocator and each preloadable one found by ``ldconfig -p`` (jemalloc,
-tcmalloc), side by side; `_train_step_cases` times a jitted Flax NNX train step on
+Issue 14 additions: `_allocator_cases` reruns MixUp/CutMix/Mosaic and their peers in fresh
+processes under glibc as it comes, glibc tuned (`GLIBC_TUNED`: one arena, high mmap and
+trim thresholds) and each preloadable allocator found by ``ldconfig -p`` (jemalloc, also
+with its purging off, and tcmalloc), side by side; `_window_copy_cases` isolates Mosaic's
+window-copy loop; `_train_step_cases` times a jitted Flax NNX train step on
 ``[64, 224, 224, 3]`` with and without MixUp/CutMix/Mosaic fused (overhead in % of the step).
 """
 
@@ -303,6 +308,50 @@ def _mosaic_cases(quick: bool, steady: bool) -> list[Row]:
     return rows
 
 
+def _window_copy_cases(quick: bool) -> list[Row]:
+    """The copy loop of Mosaic's corner kernel alone, offsets passed in vs computed in-graph.
+
+    1024 windows of ``[160, 480]`` bytes (the 1280 canvas of 16 640x640 RGB sources) copied
+    by `dynamic_slice` -> in-place `dynamic_update_slice` onto a filled canvas. The two jits
+    differ only in where the ``[1024, 6]`` offset table comes from: a jit argument, or
+    ``table + z`` with ``z = 0`` an argument, so the table lives in XLA's temporary buffer
+    as it does inside `mosaic_boxes` (computed from the key). Their loop HLO is identical.
+    """
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    b, side, n_win, win = (4, 128, 64, 32) if quick else (16, 640, 1024, 160)
+    oh, row = 2 * side, 2 * side * 3
+    rng = np.random.default_rng(0)
+    table = np.stack([rng.integers(0, b, n_win), rng.integers(0, b, n_win),
+                      rng.integers(0, oh - win, n_win), rng.integers(0, side - win, n_win),
+                      rng.integers(0, row - 3 * win, n_win) // 3 * 3,
+                      rng.integers(0, 3 * (side - win), n_win) // 3 * 3], 1).astype(np.int32)
+    flat = jnp.asarray(rng.integers(0, 256, (b, side, side * 3), dtype=np.uint8))
+
+    def copies(flat, plan):
+        def body(i, out):
+            o, s_, oy, sy, ox, sx = (plan[i, j] for j in range(6))
+            w_ = lax.dynamic_slice(flat, (s_, sy, sx), (1, win, 3 * win))
+            return lax.dynamic_update_slice(out, w_, (o, oy, ox))
+        out = jnp.full((b, oh, row), 114, jnp.uint8)
+        return lax.fori_loop(0, plan.shape[0], body, out)
+
+    as_arg = jax.jit(copies)
+    in_graph = jax.jit(lambda f, p, z: copies(f, p + z))
+    t = jnp.asarray(table)
+    z = jnp.int32(0)
+    repeats = 5 if quick else 10
+    case = f"window copies {n_win} x [{win},{3 * win}] u8 -> [{b},{oh},{row}]"
+    return [Row(case, "offsets as jit argument", _harness.time_fn(lambda: as_arg(flat, t),
+                                                                   repeats=repeats),
+                baseline=True),
+            Row(case, "offsets computed in-graph", _harness.time_fn(
+                lambda: in_graph(flat, t, z), repeats=repeats),
+                note="same loop HLO; the table in XLA's temp buffer")]
+
+
 def _scaling_cases(quick: bool) -> list[Row]:
     """Batch-size scaling (issue 7): time per batch from 8 to 512 examples of 128x128x3 f32.
 
@@ -335,6 +384,13 @@ def _scaling_cases(quick: bool) -> list[Row]:
 
 _ALLOCATORS = {"jemalloc": "libjemalloc.so.2", "tcmalloc": "libtcmalloc.so.4"}
 
+# glibc kept from returning large blocks: one arena (XLA's worker threads otherwise allocate
+# from per-thread arenas, whose heaps stop at 64 MiB, so a 79 MB Mosaic canvas is mmapped
+# and faulted in on every call whatever the thresholds) and thresholds above the outputs.
+GLIBC_TUNED = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_THRESHOLD_": str(1 << 30),
+               "MALLOC_TRIM_THRESHOLD_": str((1 << 31) - 1)}
+JEMALLOC_KEEP = "dirty_decay_ms:-1,muzzy_decay_ms:-1"
+
 
 def _find_allocators() -> dict[str, str]:
     """Preloadable allocators present on this machine (from ``ldconfig -p``)."""
@@ -355,7 +411,8 @@ def _find_allocators() -> dict[str, str]:
 
 
 def core_rows(quick: bool) -> list[dict]:
-    """MixUp/CutMix (jbalance fresh, and donated with ``in_place=True``), timm, a copy floor.
+    """MixUp/CutMix (jbalance fresh, and donated with ``in_place=True``), timm, a copy floor,
+    and the Mosaic cases (albumentations, ultralytics) under the same allocator.
 
     Run once per allocator in a fresh process (see `_allocator_cases`); returns plain dicts.
     """
@@ -433,23 +490,30 @@ def core_rows(quick: bool) -> list[dict]:
                     "jbalance, donated, in_place=True", "seconds": float(np.median(mix_t)),
                     "note": f"{ratio:.2f}x the interleaved copy ({1e3 * np.median(copy_t):.2f} "
                             f"ms; median of per-pair ratios)"})
+    out += [{"case": r.case.replace(" (fresh)", ""), "impl": r.impl, "seconds": r.seconds,
+             "note": r.note} for r in _mosaic_cases(quick, steady=False)]
     return out
 
 
 def _allocator_cases(quick: bool) -> list[Row]:
-    """`core_rows` in fresh processes: the default allocator, then each preloadable one."""
+    """`core_rows` in fresh processes: glibc as it comes, glibc tuned (`GLIBC_TUNED`),
+    then each preloadable allocator."""
     import json
     import subprocess
     import sys
 
-    runs = {"default": None, **_find_allocators()}
+    runs: dict[str, dict[str, str]] = {"default": {}, "glibc tuned": GLIBC_TUNED}
+    for name, lib in _find_allocators().items():
+        runs[name] = {"LD_PRELOAD": lib}
+        if name == "jemalloc":  # jemalloc purges blocks above 8 MiB at once unless told not to
+            runs["jemalloc, decay off"] = {"LD_PRELOAD": lib, "MALLOC_CONF": JEMALLOC_KEEP}
     code = ("import json, sys; from benchmarks.bench_augment import core_rows; "
             f"print('ROWS' + json.dumps(core_rows({quick})))")
     rows: list[Row] = []
-    for name, lib in runs.items():
-        env = dict(os.environ)
-        if lib:
-            env["LD_PRELOAD"] = lib
+    for name, extra_env in runs.items():
+        env = {k: v for k, v in os.environ.items()
+               if k not in GLIBC_TUNED and k not in ("LD_PRELOAD", "MALLOC_CONF")}
+        env.update(extra_env)
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                               env=env, cwd=os.path.dirname(os.path.dirname(
                                   os.path.abspath(__file__))), check=False)
@@ -461,7 +525,7 @@ def _allocator_cases(quick: bool) -> list[Row]:
         for r in json.loads(found[0][4:]):
             rows.append(Row(f"{r['case']} [{name}]", r["impl"], r["seconds"],
                             baseline=r["impl"] == "jbalance", note=r.get("note", "")))
-    if len(runs) == 1:
+    if "jemalloc" not in runs:
         rows.append(Row("allocator jemalloc", "jbalance", None,
                         note="libjemalloc.so.2 not found (apt-get install libjemalloc2)"))
     return rows
@@ -553,7 +617,7 @@ def _train_step_cases(quick: bool) -> list[Row]:
 
 def run(quick: bool) -> list[Row]:
     rows = _classification_cases(quick, steady=False) + _mosaic_cases(quick, steady=False)
-    rows += _scaling_cases(quick)
+    rows += _window_copy_cases(quick) + _scaling_cases(quick)
     rows += _allocator_cases(quick)  # fresh processes: before mallopt changes this one
     rows += _train_step_cases(quick)
     if _set_steady_allocator():
