@@ -100,6 +100,7 @@ _HEAVY = (
     "test_augment.py::test_mixup_boxes_matches_reference",
     "test_augment.py::test_compiles_once_per_shape",
     "test_augment.py::test_mixup_lambda_is_beta_distributed",
+    "test_augment.py::test_in_place_equals_the_default_with_and_without_donation",
     "test_sharding.py::test_local_partners_are_per_shard_and_move_no_images",
     "test_sharding.py::test_global_partners_equal_one_device",
     "test_sharding.py::test_local_partner_weights_are_split_with_the_batch",
