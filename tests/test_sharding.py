@@ -145,3 +145,33 @@ def test_global_partners_equal_one_device(mesh, getkey, name):
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6)
         assert isinstance(g.sharding, NamedSharding) and g.sharding.spec == PartitionSpec("data")
+
+
+@pytest.mark.parametrize("name,options", [("mixup", {"in_place": True}),
+                                          ("cutmix", {"in_place": True}),
+                                          ("cutmix", {"mode": "batch"})])
+def test_in_place_loops_under_shard_map_with_a_per_device_key(mesh, getkey, name, options):
+    # The in-place kernels carry the batch through a loop; inside shard_map a replicated
+    # batch updated under a key folded by the device index must be cast to varying first
+    # (batch-mode CutMix raised a TypeError here before).
+    fn = getattr(augment, name)
+    images, labels = _batch(getkey())
+    key = getkey()
+
+    def per_device(key, x, y):
+        key = jax.random.fold_in(key, jax.lax.axis_index("data"))
+        return fn(key, x, y, **options)[0][None]
+
+    got = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=PartitionSpec(),
+                                out_specs=PartitionSpec("data")))(key, images, labels)
+    for i in range(8):
+        want = fn(jax.random.fold_in(key, i), images, labels, **options)[0]
+        np.testing.assert_allclose(np.asarray(got[i]), np.asarray(want), rtol=1e-6, atol=1e-6)
+    # And sharded the usual way, donated: equal to the default path per shard.
+    parallel = jax.jit(sharding.data_parallel(fn, mesh), static_argnames=tuple(options))
+    sharded = sharding.shard_batch((images, labels), mesh)
+    want = parallel(key, *sharded, **{k: v for k, v in options.items() if k != "in_place"})
+    donated = jax.jit(lambda k, x, y: sharding.data_parallel(fn, mesh)(k, x, y, **options),
+                      donate_argnums=1)
+    got = donated(key, *sharding.shard_batch((images + 0, labels), mesh))
+    np.testing.assert_allclose(np.asarray(got[0]), np.asarray(want[0]), rtol=1e-6, atol=1e-6)

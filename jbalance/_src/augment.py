@@ -410,22 +410,25 @@ def _mixup_images(images: Array, p: Array, lam: Array, in_place: bool) -> Array:
     # the same arithmetic as `mixup_one`, so results are equal bit for bit.
     lam = lam.reshape(lam.shape[0], *(1,) * (images.ndim - 1))
     if in_place:
-        return _update_bands(images, lambda band, y0: _blend(band, _take(band, p), lam))
+        return _update_bands(images, lambda band, y0: _blend(band, _take(band, p), lam), p, lam)
     return _blend(images, _take(images, p), lam)
 
 
 _BAND_BYTES = 1 << 18  # a band of rows across the batch small enough to stay in L2 cache
 
 
-def _update_bands(images: Array, update) -> Array:
+def _update_bands(images: Array, update, *operands: Array) -> Array:
     """``images`` rewritten band by band: ``band <- update(band, first_row)``.
 
     A band is rows ``[y0, y0 + R)`` of every example (so partners are inside it), with
     ``R`` the largest divisor of ``H`` whose band fits in `_BAND_BYTES` (at least 1 row).
     Bands are disjoint and each is read whole before it is written back with
     `lax.dynamic_update_slice`, so the result equals ``update`` applied to the whole batch;
-    on a donated batch XLA keeps the loop-carried buffer in place.
+    on a donated batch XLA keeps the loop-carried buffer in place. ``operands`` are the
+    arrays ``update`` closes over: inside `jax.shard_map` the carried batch must vary over
+    every mesh axis they vary over (e.g. a key folded by the device index).
     """
+    images = _vary_like(images, *operands)
     b, h = images.shape[:2]
     row_bytes = max(1, b * int(np.prod(images.shape[2:])) * images.dtype.itemsize)
     budget = max(1, _BAND_BYTES // row_bytes)
@@ -701,7 +704,7 @@ def _paste_boxes(images: Array, p: Array, boxes: Array, in_place: bool) -> Array
     h, w = images.shape[1], images.shape[2]
     if in_place:
         return _update_bands(images, lambda band, y0: jnp.where(
-            _box_masks(boxes, band.shape[1], w, y0), _take(band, p), band))
+            _box_masks(boxes, band.shape[1], w, y0), _take(band, p), band), p, boxes)
     return jnp.where(_box_masks(boxes, h, w), _take(images, p), images)
 
 
@@ -734,7 +737,7 @@ def _paste_window(images: Array, p: Array, box: Array) -> Array:
         return lax.dynamic_update_slice(x, jnp.where(inside, _take(win, p), win),
                                         (zero, y0, zero, zero))
 
-    return lax.fori_loop(0, steps, body, images)
+    return lax.fori_loop(0, steps, body, _vary_like(images, p, box))
 
 
 # --------------------------------------------------------------------------------------------
@@ -904,15 +907,22 @@ def _assemble(images: Array, sources: Array, rects: Array, offsets: Array,
 
         fill = jnp.asarray(fill_value).astype(images.dtype)
         out = jnp.broadcast_to(fill, (b, oh, ow * c))
-        # Inside `shard_map` the loop carry must vary over the mesh axes its updates vary on.
-        axes = _varying_axes(out, flat, plan)
-        if axes:
-            out = lax.pcast(out, axes, to="varying")
-        out = lax.fori_loop(0, plan.shape[0], copy, out)
+        out = lax.fori_loop(0, plan.shape[0], copy, _vary_like(out, flat, plan))
         return out.reshape(b, oh, ow, c)
 
     return lax.cond(fits, windows, lambda x: _assemble_masked(x, sources, rects, offsets,
                                                              out_hw, fill_value), images)
+
+
+def _vary_like(carry: Array, *operands: Array) -> Array:
+    """``carry`` marked as varying over the `jax.shard_map` mesh axes ``operands`` vary over.
+
+    A loop carry must keep its type, so a carry that starts unvarying (a fresh canvas, or a
+    replicated batch) but is updated from varying values (a key folded by the device index)
+    is cast first. Outside `shard_map` nothing varies and ``carry`` is returned as is.
+    """
+    axes = tuple(a for a in _varying_axes(*operands) if a not in _varying_axes(carry))
+    return lax.pcast(carry, axes, to="varying") if axes else carry
 
 
 def _varying_axes(*xs: Array) -> tuple[str, ...]:
