@@ -73,3 +73,20 @@ def test_import_jbalance_pulls_in_no_optional_dependency():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("call", [
+    "losses.class_weights(np.array([3, 1]), dtype=np.int32)",
+    "losses.log_prior(np.array([3, 1]), dtype='int8')",
+    "sampling.class_balanced_probs(np.array([0, 1]), num_classes=2, dtype=np.int32)",
+    "sampling.progressive_probs(np.array([0, 1]), num_classes=2, progress=0.5, dtype=bool)",
+    "resample.solve(np.array([[1, 0], [0, 1]]), num_steps=2, dtype=np.int64)",
+])
+def test_a_non_floating_dtype_argument_is_a_type_error_naming_dtype(call):
+    import numpy as np
+
+    from jbalance import losses, resample, sampling
+
+    namespace = {"np": np, "losses": losses, "resample": resample, "sampling": sampling}
+    with pytest.raises(TypeError, match="`dtype` must be a floating dtype"):
+        eval(call, namespace)

@@ -417,6 +417,12 @@ def _mixup_images(images: Array, p: Array, lam: Array, in_place: bool) -> Array:
 _BAND_BYTES = 1 << 18  # a band of rows across the batch small enough to stay in L2 cache
 
 
+def _band_rows(images: Array) -> int:
+    """Rows of every example that fit in `_BAND_BYTES` together (at least 1)."""
+    row_bytes = images.shape[0] * int(np.prod(images.shape[2:])) * images.dtype.itemsize
+    return max(1, _BAND_BYTES // max(1, row_bytes))
+
+
 def _update_bands(images: Array, update, *operands: Array) -> Array:
     """``images`` rewritten band by band: ``band <- update(band, first_row)``.
 
@@ -430,9 +436,7 @@ def _update_bands(images: Array, update, *operands: Array) -> Array:
     """
     images = _vary_like(images, *operands)
     b, h = images.shape[:2]
-    row_bytes = max(1, b * int(np.prod(images.shape[2:])) * images.dtype.itemsize)
-    budget = max(1, _BAND_BYTES // row_bytes)
-    rows = max(d for d in range(1, min(budget, h) + 1) if h % d == 0)
+    rows = max(d for d in range(1, min(_band_rows(images), h) + 1) if h % d == 0)
     zero = jnp.int32(0)
     tail = (zero,) * (images.ndim - 2)
 
@@ -720,7 +724,7 @@ def _paste_window(images: Array, p: Array, box: Array) -> Array:
     its mask limited to its own rows), so every partner pixel is read before any write.
     """
     b, h, w, c = images.shape
-    band = max(1, min(h, _BAND_BYTES // max(1, b * w * c * images.dtype.itemsize)))
+    band = min(h, _band_rows(images))
     y1, y2, x1, x2 = box[0], box[1], box[2], box[3]
     steps = (jnp.maximum(y2 - y1, 0) + band - 1) // band
     xs = jnp.arange(w, dtype=jnp.int32)

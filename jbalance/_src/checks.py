@@ -248,6 +248,14 @@ def count_problem(values: Any) -> tuple[tuple[int, ...], str] | None:
 # ----------------------------------------------------------------------------------------
 
 
+def floating_dtype(dtype: Any, name: str = "dtype") -> Any:
+    """``dtype`` as a dtype object; a `TypeError` naming ``name`` unless it is floating."""
+    dtype = jnp.dtype(dtype)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"`{name}` must be a floating dtype, got {dtype}.")
+    return dtype
+
+
 def compute_dtype(dtype: Any) -> Any:
     """The dtype arithmetic runs in: at least float32 (float64 stays float64).
 

@@ -200,11 +200,7 @@ def class_weights(counts: Num[" c"], *, method: str = "inverse", beta: ArrayLike
     checks.check_rank(counts, 1, "counts", "[num_classes]")
     _nonnegative(counts, "counts")
     checks.check_scalar_range(beta, "beta", low=0.0, high=1.0, high_inclusive=False)
-    if dtype is None:
-        dtype = counts.dtype if jnp.issubdtype(counts.dtype, jnp.floating) else jnp.float32
-    dtype = jnp.dtype(dtype)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"`dtype` must be a floating dtype, got {dtype}.")
+    dtype = _float_dtype(counts, dtype)
     cdt = checks.compute_dtype(dtype)
     n = counts.astype(cdt)
     num_classes = n.shape[0]
@@ -930,12 +926,10 @@ def log_prior(counts: Num[" c"], *, dtype: DTypeLike | None = None) -> Float[" c
 
 
 def _float_dtype(counts: Array, dtype: Any) -> Any:
+    """The output dtype: ``dtype``, or the counts' own when floating (else float32)."""
     if dtype is None:
         dtype = counts.dtype if jnp.issubdtype(counts.dtype, jnp.floating) else jnp.float32
-    dtype = jnp.dtype(dtype)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"`dtype` must be a floating dtype, got {dtype}.")
-    return dtype
+    return checks.floating_dtype(dtype)
 
 
 def _prior_vector(log_prior: Any, num_classes: int, cdt: Any) -> Array:

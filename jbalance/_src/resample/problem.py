@@ -202,8 +202,7 @@ def check_options(*, target: Any, tau: Any, max_repeat: Any, empty_classes: str,
         raise ValueError(f"`num_steps` must be a positive int, got {num_steps!r}.")
     check_hyper(tau, "tau", positive=False)
     check_hyper(step_ratio, "step_ratio", positive=True)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"`dtype` must be a floating dtype, got {dtype}.")
+    checks.floating_dtype(dtype)
 
 
 def check_hyper(value: Any, name: str, *, positive: bool = False) -> None:

@@ -42,10 +42,7 @@ def _check_inputs(labels: Any, num_classes: Any, value: Any, name: str, dtype: A
                   meaning: str = "") -> tuple[jax.Array, jax.Array]:
     """The checks both probability functions make: labels, ``dtype``, a scalar in [0, 1]."""
     labels = _check_labels(labels, num_classes)
-    dtype = jnp.dtype(dtype)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"`dtype` must be a floating dtype, got {dtype}.")
-    v = jnp.asarray(value, dtype)
+    v = jnp.asarray(value, checks.floating_dtype(dtype))
     checks.check_rank(v, 0, name, "(a scalar)")
     checks.require((v >= 0) & (v <= 1), f"`{name}` must be in [0, 1]{meaning}; got {v}.")
     return labels, v
