@@ -925,6 +925,62 @@ def test_in_place_equals_the_default_with_and_without_donation(getkey, monkeypat
             np.testing.assert_array_max_ulp(g.astype(np.float32), w_.astype(np.float32), 1)
 
 
+def _cycle_lengths(p):
+    seen, lengths = set(), []
+    for start in range(len(p)):
+        n, i = 0, start
+        while i not in seen:
+            seen.add(i)
+            i, n = int(p[i]), n + 1
+        if n:
+            lengths.append(n)
+    return lengths
+
+
+@pytest.mark.parametrize("b,h,w,tile,dtype", [
+    (7, 12, 10, (32, 64), jnp.float32),  # tiles larger than the image: every box masked
+    (7, 12, 10, (3, 4), jnp.uint8),  # whole tiles, shifted last tiles, masked small boxes
+    (6, 13, 11, (1, 1), jnp.float32),  # one-pixel tiles
+    (1, 9, 9, (2, 3), jnp.int32)])  # one example: its own partner, nothing moves
+def test_in_place_elem_cutmix_walks_the_partner_cycles(monkeypatch, b, h, w, tile, dtype):
+    # Elem-mode CutMix in place copies each box from the partner, cycle by cycle, through
+    # a one-image scratch at each cycle's end; against the one-example reference, many
+    # permutations (fixed points and long cycles) and box sizes from empty to whole.
+    monkeypatch.setattr(augment_src, "_TILE", tile)
+    x = _images(jax.random.key(b), b, h=h, w=w, dtype=dtype)
+    y = _soft_labels(jax.random.key(1), b)
+    one = jax.jit(jax.vmap(lambda k, *a: augment.cutmix_one(k, *a, alpha=0.4)))
+    donated = jax.jit(lambda k, a, c: augment.cutmix(k, a, c, alpha=0.4, in_place=True),
+                      donate_argnums=1)
+    lengths, areas = set(), set()
+    for seed in range(12):
+        key = jax.random.key(seed)
+        keys, p = _derive(key, b)
+        want = one(keys, x, y, x[p[:, 0]], y[p[:, 0]])
+        got = donated(key, jnp.array(x, copy=True), y)
+        np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(want[0]))
+        np.testing.assert_allclose(np.asarray(got[1]), np.asarray(want[1]), rtol=1e-6,
+                                   atol=1e-7)
+        lengths.update(_cycle_lengths(p[:, 0]))
+        boxes = jax.vmap(lambda k: augment.cutmix_box(k, h, w, alpha=0.4)[0])(keys)
+        areas.update(np.asarray((boxes[:, 1] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 2])))
+    if b > 1:  # the draws reached fixed points, long cycles, empty and large boxes
+        assert 1 in lengths and max(lengths) >= 3, lengths
+        assert min(areas) < (h * w) / 8 and max(areas) > (h * w) / 2, areas
+
+
+def test_in_place_elem_cutmix_with_partner_weights_equals_the_default(getkey):
+    # Weighted partners are drawn with replacement (no permutation): the band path.
+    x = _images(getkey(), 6, dtype=jnp.uint8)
+    y = _soft_labels(getkey(), 6)
+    wts = jnp.array([0., 1., 5., 1., 0., 2.])
+    key = getkey()
+    want = jax.jit(lambda k, a, c: augment.cutmix(k, a, c, partner_weights=wts))(key, x, y)
+    got = jax.jit(lambda k, a, c: augment.cutmix(k, a, c, partner_weights=wts, in_place=True),
+                  donate_argnums=1)(key, jnp.array(x, copy=True), y)
+    np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(want[0]))
+
+
 @pytest.mark.parametrize("op", ["mixup", "cutmix"])
 def test_in_place_on_a_donated_batch_aliases_it_and_copies_nothing_batch_sized(monkeypatch,
                                                                              op):

@@ -655,10 +655,13 @@ def cutmix(key: PRNGKey, images: Num[" b h w ch"], labels: Num[" b c"], *, alpha
       partner_weights: Optional ``[B]`` non-negative partner-sampling weights.
       in_place: Static. Batch mode always pastes its one box with in-place
         `lax.dynamic_update_slice` bands of the box rows (in place when the batch is
-        donated to `jax.jit`, so it moves box bytes only). In elem mode ``False`` (default)
-        is one select into a new buffer and ``True`` rewrites the batch band by band, as
-        `mixup`'s ``in_place``: on a donated batch no batch-sized output is allocated.
-        Pixels are equal either way (copies, no arithmetic).
+        donated to `jax.jit`, so it moves box rows only). In elem mode ``False`` (default)
+        is one select into a new buffer and ``True`` copies each example's box from its
+        partner tile by tile, visiting the examples cycle by cycle of the partner
+        permutation (the first example of each cycle saved in a one-image scratch), so on
+        a donated batch only box pixels are read and written; with ``partner_weights``
+        (not a permutation) the batch is rewritten band by band, as `mixup`'s
+        ``in_place``. Pixels are equal either way (copies, no arithmetic).
 
     Returns:
       ``(images, labels)``, shapes and dtypes as given.
@@ -688,7 +691,10 @@ def cutmix(key: PRNGKey, images: Num[" b h w ch"], labels: Num[" b c"], *, alpha
         boxes = jnp.broadcast_to(box, (b, 4))
     else:
         boxes, _ = jax.vmap(lambda k: cutmix_box(k, h, w, alpha=alpha))(keys)
-        out = _paste_boxes(images, p, boxes, in_place)
+        if in_place and partner_weights is None:  # partners form a permutation
+            out = _paste_cycles(images, p, boxes)
+        else:
+            out = _paste_boxes(images, p, boxes, in_place)
     frac = _exact_fraction((boxes[:, 1] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 2]), h * w)
     frac = frac[:, None]
     return out, _blend(labels, _take(labels, p), 1.0 - frac, frac)
@@ -710,6 +716,107 @@ def _paste_boxes(images: Array, p: Array, boxes: Array, in_place: bool) -> Array
         return _update_bands(images, lambda band, y0: jnp.where(
             _box_masks(boxes, band.shape[1], w, y0), _take(band, p), band), p, boxes)
     return jnp.where(_box_masks(boxes, h, w), _take(images, p), images)
+
+
+def _cycle_order(p: Array) -> tuple[Array, Array, Array]:
+    """The examples of permutation ``p`` ordered cycle by cycle.
+
+    Returns ``(order, first, last)``: ``order[t + 1] == p[order[t]]`` inside a cycle,
+    ``first[t]`` / ``last[t]`` mark where each cycle starts and ends (both for a fixed
+    point). A `lax.fori_loop` of ``B`` scalar steps.
+    """
+    b = p.shape[0]
+
+    def body(t, carry):
+        seen, nxt, order, first = carry
+        new = seen[nxt] | (t == 0)
+        cur = jnp.where(new, jnp.argmin(seen).astype(jnp.int32), nxt)  # first unseen
+        return seen.at[cur].set(True), p[cur], order.at[t].set(cur), first.at[t].set(new)
+
+    init = (jnp.zeros((b,), bool), jnp.int32(0), jnp.zeros((b,), jnp.int32),
+            jnp.zeros((b,), bool))
+    _, _, order, first = lax.fori_loop(0, b, body, tuple(_vary_like(a, p) for a in init))
+    return order, first, jnp.concatenate([first[1:], jnp.ones((1,), bool)])
+
+
+_TILE = (32, 64)  # rows x columns of the tiles `_paste_cycles` copies (clipped to the image)
+
+
+def _paste_cycles(images: Array, p: Array, boxes: Array) -> Array:
+    """Elem-mode CutMix in place: each example's own box is copied from its partner.
+
+    ``p`` must be a permutation. Examples are visited cycle by cycle (`_cycle_order`), so
+    an example's partner is still unchanged when it is read, except at the end of a cycle,
+    whose partner is the cycle's first example: that one is saved whole in a one-image
+    scratch buffer before it is changed. A box is copied as static ``_TILE`` tiles
+    (`dynamic_slice` -> `dynamic_update_slice`), the last row and column of tiles shifted
+    back to end at the box edge (a re-copied pixel gets the same value); a box smaller than
+    a tile is copied through a select on the destination tile instead. Only box pixels
+    are read and written, so on a donated batch CutMix moves box bytes, not the batch.
+
+    Each loop has a traced trip count, zero when it has nothing to do, rather than a
+    `lax.cond`: XLA copies a loop-carried batch into a conditional's branches.
+    """
+    b, h, w, c = images.shape
+    th, tw = min(_TILE[0], h), min(_TILE[1], w)
+    order, first, last = _cycle_order(p)
+    zero = jnp.int32(0)
+    fit = max(1, _BAND_BYTES // (w * c * images.dtype.itemsize))  # rows saved per step
+    save_rows = max(d for d in range(1, min(fit, h) + 1) if h % d == 0)
+
+    def paste(carry, i, box, read):
+        y1, y2, x1, x2 = box[0], box[1], box[2], box[3]
+        bh, bw = jnp.maximum(y2 - y1, 0), jnp.maximum(x2 - x1, 0)
+        cols = (bw + tw - 1) // tw
+        n = ((bh + th - 1) // th) * cols
+        exact = (bh >= th) & (bw >= tw)
+
+        def whole(k, carry):  # a tile inside the box
+            x, s = carry
+            ys = jnp.minimum(y1 + (k // cols) * th, y2 - th)
+            xs = jnp.minimum(x1 + (k % cols) * tw, x2 - tw)
+            return lax.dynamic_update_slice(x, read(x, s, ys, xs), (i, ys, xs, zero)), s
+
+        def masked(k, carry):  # a tile inside the image, only its box pixels replaced
+            x, s = carry
+            lo_y, lo_x = y1 + (k // cols) * th, x1 + (k % cols) * tw
+            ys, xs = jnp.clip(lo_y, 0, h - th), jnp.clip(lo_x, 0, w - tw)
+            rows = ys + jnp.arange(th, dtype=jnp.int32)
+            cols_ = xs + jnp.arange(tw, dtype=jnp.int32)
+            inside = (((rows >= lo_y) & (rows < jnp.minimum(lo_y + th, y2)))[:, None]
+                      & ((cols_ >= lo_x) & (cols_ < jnp.minimum(lo_x + tw, x2)))[None, :])
+            dst = lax.dynamic_slice(x, (i, ys, xs, zero), (1, th, tw, c))
+            tile = jnp.where(inside[None, :, :, None], read(x, s, ys, xs), dst)
+            return lax.dynamic_update_slice(x, tile, (i, ys, xs, zero)), s
+
+        carry = lax.fori_loop(0, jnp.where(exact, n, 0), whole, carry)
+        return lax.fori_loop(0, jnp.where(exact, 0, n), masked, carry)
+
+    def step(t, carry):
+        i = order[t]
+        j, box = p[i], boxes[i]
+        moved = j != i  # a fixed point pastes from itself: nothing to do
+        # Two loops, one of which runs: from the partner, or (cycle end) from the scratch.
+        carry = paste(carry, i, jnp.where(moved & ~last[t], box, 0), lambda x, s, ys, xs:
+                      lax.dynamic_slice(x, (j, ys, xs, zero), (1, th, tw, c)))
+        carry = paste(carry, i, jnp.where(moved & last[t], box, 0), lambda x, s, ys, xs:
+                      lax.dynamic_slice(s, (ys, xs, zero), (th, tw, c))[None])
+        # Save the next cycle's first example before it changes. This reads the batch
+        # after this step's writes, so XLA orders it without copying the batch.
+        nxt = jnp.minimum(t + 1, b - 1)
+        save = (t + 1 < b) & first[nxt] & ~last[nxt]
+
+        def keep(k, carry):
+            x, s = carry
+            rows = lax.dynamic_slice(x, (order[nxt], k * save_rows, zero, zero),
+                                     (1, save_rows, w, c))
+            return x, lax.dynamic_update_slice(s, rows[0], (k * save_rows, zero, zero))
+
+        return lax.fori_loop(0, jnp.where(save, h // save_rows, 0), keep, carry)
+
+    images = _vary_like(images, p, boxes)
+    scratch = lax.dynamic_index_in_dim(images, order[0], 0, keepdims=False)
+    return lax.fori_loop(0, b, step, (images, scratch))[0]
 
 
 def _paste_window(images: Array, p: Array, box: Array) -> Array:
