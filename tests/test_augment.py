@@ -981,6 +981,33 @@ def test_in_place_elem_cutmix_with_partner_weights_equals_the_default(getkey):
     np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(want[0]))
 
 
+@pytest.mark.parametrize("name,options", [("mixup", {}), ("cutmix", {}),
+                                          ("cutmix", {"mode": "batch"}),
+                                          ("mosaic_boxes", {"output_size": (24, 20)})])
+def test_a_donated_spare_buffer_receives_the_output(getkey, name, options):
+    # The recipe in docs/augment.md: donate last call's output as an extra, ignored
+    # argument; XLA writes the new output into it (no fresh batch-sized buffer) and the
+    # result is that of the plain call.
+    fn = getattr(augment, name)
+    x = _images(getkey(), 6, dtype=jnp.uint8)
+    if name == "mosaic_boxes":
+        bx, c, v = _boxes(getkey(), 6)
+        rest = (bx, c, v)
+    else:
+        rest = (_soft_labels(getkey(), 6),)
+    key = getkey()
+    plain = jax.jit(lambda k, a, *r: fn(k, a, *r, **options))
+    want = plain(key, x, *rest)
+    spared = jax.jit(lambda k, a, *r: fn(k, a, *r[:-1], **options),
+                     donate_argnums=2 + len(rest), keep_unused=True)
+    spare = jnp.zeros_like(want[0])
+    assert "input_output_alias" in spared.lower(key, x, *rest, spare).compile().as_text()
+    got = spared(key, x, *rest, spare)
+    assert spare.is_deleted()  # its buffer now holds the output
+    for g, w_ in zip(got, want):
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(w_))
+
+
 @pytest.mark.parametrize("op", ["mixup", "cutmix"])
 def test_in_place_on_a_donated_batch_aliases_it_and_copies_nothing_batch_sized(monkeypatch,
                                                                              op):
