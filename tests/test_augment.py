@@ -983,6 +983,7 @@ def test_in_place_elem_cutmix_with_partner_weights_equals_the_default(getkey):
 
 @pytest.mark.parametrize("name,options", [("mixup", {}), ("cutmix", {}),
                                           ("cutmix", {"mode": "batch"}),
+                                          ("remix", {"counts": jnp.arange(1., 5.)}),
                                           ("mosaic_boxes", {"output_size": (24, 20)})])
 def test_a_donated_spare_buffer_receives_the_output(getkey, name, options):
     # The recipe in docs/augment.md: donate last call's output as an extra, ignored
