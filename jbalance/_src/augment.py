@@ -417,10 +417,18 @@ def _mixup_images(images: Array, p: Array, lam: Array, in_place: bool) -> Array:
 _BAND_BYTES = 1 << 18  # a band of rows across the batch small enough to stay in L2 cache
 
 
-def _band_rows(images: Array) -> int:
-    """Rows of every example that fit in `_BAND_BYTES` together (at least 1)."""
-    row_bytes = images.shape[0] * int(np.prod(images.shape[2:])) * images.dtype.itemsize
+def _band_rows(images: Array, examples: int | None = None) -> int:
+    """Rows of every example (or of ``examples`` of them) that fit in `_BAND_BYTES` together
+    (at least 1)."""
+    n = images.shape[0] if examples is None else examples
+    row_bytes = n * int(np.prod(images.shape[2:])) * images.dtype.itemsize
     return max(1, _BAND_BYTES // max(1, row_bytes))
+
+
+def _divisor_rows(images: Array, examples: int | None = None) -> int:
+    """The largest divisor of ``H`` that fits `_band_rows` (so bands tile the image)."""
+    h = images.shape[1]
+    return max(d for d in range(1, min(_band_rows(images, examples), h) + 1) if h % d == 0)
 
 
 def _update_bands(images: Array, update, *operands: Array) -> Array:
@@ -436,7 +444,7 @@ def _update_bands(images: Array, update, *operands: Array) -> Array:
     """
     images = _vary_like(images, *operands)
     b, h = images.shape[:2]
-    rows = max(d for d in range(1, min(_band_rows(images), h) + 1) if h % d == 0)
+    rows = _divisor_rows(images)
     zero = jnp.int32(0)
     tail = (zero,) * (images.ndim - 2)
 
@@ -761,8 +769,7 @@ def _paste_cycles(images: Array, p: Array, boxes: Array) -> Array:
     th, tw = min(_TILE[0], h), min(_TILE[1], w)
     order, first, last = _cycle_order(p)
     zero = jnp.int32(0)
-    fit = max(1, _BAND_BYTES // (w * c * images.dtype.itemsize))  # rows saved per step
-    save_rows = max(d for d in range(1, min(fit, h) + 1) if h % d == 0)
+    save_rows = _divisor_rows(images, examples=1)  # rows of the scratch saved per step
 
     def paste(carry, i, box, read):
         y1, y2, x1, x2 = box[0], box[1], box[2], box[3]
