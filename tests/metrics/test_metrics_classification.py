@@ -246,6 +246,7 @@ def test_static_argnames_jit():
     np.testing.assert_array_equal(f(y, y, num_classes=2), [[1, 0], [0, 2]])
 
 
+@pytest.mark.slow
 def test_vmap_equals_loop():
     rng = np.random.default_rng(4)
     ys, ps = zip(*[_long_tail(rng, 30, 4) for _ in range(5)])
