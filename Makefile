@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 # 8 virtual CPU devices so that sharding is exercised on any machine.
 export XLA_FLAGS ?= --xla_force_host_platform_device_count=8
 
-.PHONY: venv demo test test-fast bench bench-env gpu-check study clean
+.PHONY: venv demo test test-fast bench bench-env gpu-check study docs clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -53,6 +53,11 @@ gpu-check: venv
 
 study: venv
 	$(PY) -m examples.long_tail.main
+
+# The API reference and guides as HTML in docs/_build/html (Sphinx; see docs/conf.py). Every
+# warning fails it, nitpicky cross-references included; -E rebuilds from scratch each time.
+docs: venv
+	$(PY) -m sphinx -E -W --keep-going -n -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) $(BVENV) .pytest_cache .cache build *.egg-info
