@@ -8,6 +8,8 @@ meaning, and on request (``boxes=True``) every object's box. One module per form
 * ``common``: `LabelSet`, `LabelFormatError`, `from_counts`, the shared checks and the bounds
   on the work a file may cause;
 * ``coco``, ``yolo``, ``voc``, ``csv``, ``numpy``: the readers;
+* ``masks``, ``coco_masks``: segmentation readers (PNG label maps, COCO polygons and RLE)
+  filling ``pixel_counts`` and ``instance_counts``;
 * ``detect``: `detect_format` and `load`;
 * ``writers``: atomic writers (`write_repeats`, `write_indices`, `write_image_list`,
   `write_label_set`) and `read_repeats`.
@@ -21,6 +23,7 @@ dropped row.
 # Re-exported for the public `jbalance.io` and for `report` (which reads count matrices).
 # ruff: noqa: F401
 from jbalance._src.io.coco import read_coco
+from jbalance._src.io.coco_masks import read_coco_masks
 from jbalance._src.io.common import (
     CELL_FLOOR,
     CELLS_PER_BYTE,
@@ -33,6 +36,7 @@ from jbalance._src.io.common import (
 )
 from jbalance._src.io.csv import read_csv
 from jbalance._src.io.detect import FORMATS, detect_format, load
+from jbalance._src.io.masks import MAX_MASK_PIXELS, read_masks
 from jbalance._src.io.numpy import read_numpy
 from jbalance._src.io.voc import read_voc
 from jbalance._src.io.writers import (

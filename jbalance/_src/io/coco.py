@@ -118,9 +118,9 @@ def _fast_decoder() -> Any:
     """A msgspec decoder for the fields the reader uses, or None without msgspec.
 
     msgspec (the optional ``fast`` extra) decodes straight into these records and skips every
-    other field (segmentation polygons, areas, ...) without building Python objects for them:
-    about 4x faster than ``json.loads`` and half the memory. Anything it rejects goes through
-    the standard parser, so errors read the same either way.
+    other field (segmentation polygons, areas, ...) without building Python objects for them
+    (figures in docs/io.md, "Speed"). Anything it rejects goes through the standard parser,
+    so errors read the same either way.
     """
     try:
         import msgspec

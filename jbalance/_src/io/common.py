@@ -5,8 +5,8 @@ Bounds on the work a file can cause (see docs/io.md, "Hostile files"):
 * A count matrix ``[N, C]`` may hold at most ``CELL_FLOOR + CELLS_PER_BYTE * input_bytes``
   cells, where ``input_bytes`` is the number of bytes the reader consumed plus
   ``BYTES_PER_ENTRY`` for every file or folder entry it listed. Real label sets sit far
-  below this (COCO train2017: 118k x 80 cells from 450 MB); a file that names a class id of
-  two billion does not get to allocate for it.
+  below this (docs/io.md); a file that names a class id of two billion does not get to
+  allocate for it.
 * YOLO class ids without class names must be below ``MAX_UNNAMED_CLASSES``.
 * Text formats are UTF-8; JSON and YAML nesting is limited by the parsers' recursion limit and
   reported as a `LabelFormatError`; YAML files are at most ``MAX_YAML_BYTES``.
@@ -79,6 +79,15 @@ class LabelSet(NamedTuple):
       image_paths: Tuple of ``num_images`` image file paths (strings) where the format says
         where the images are (COCO ``file_name``, VOC ``JPEGImages/<filename>``, YOLO images
         matching the label files), else None.
+      pixel_counts: With masks (``load(..., masks=True)``, `read_masks`, `read_coco_masks`):
+        ``int64 [num_images, num_classes]``, the pixels of class ``c`` in image ``i``
+        (ignored pixels count for no class). Else None.
+      instance_counts: With masks: ``int32 [num_images, num_classes]``, instances of class
+        ``c`` in image ``i`` (COCO annotations; connected regions of a label map). Else None.
+      mask_paths: With `read_masks`: tuple of the ``num_images`` label-map files. Else None.
+
+    With masks, ``counts`` is what `jbalance.resample.solve` balances: the instance counts
+    for COCO (as without masks) and 0/1 presence for label maps (see `read_masks`).
     """
 
     counts: np.ndarray
@@ -89,6 +98,9 @@ class LabelSet(NamedTuple):
     objects: Objects | None = None
     image_sizes: np.ndarray | None = None
     image_paths: tuple[str, ...] | None = None
+    pixel_counts: np.ndarray | None = None
+    instance_counts: np.ndarray | None = None
+    mask_paths: tuple[str, ...] | None = None
 
     @property
     def num_images(self) -> int:

@@ -5,16 +5,21 @@ import pathlib
 from typing import Any
 
 from jbalance._src.io.coco import read_coco
+from jbalance._src.io.coco_masks import read_coco_masks
 from jbalance._src.io.common import LabelFormatError, LabelSet, PathLike
 from jbalance._src.io.csv import read_csv
+from jbalance._src.io.masks import is_mask_folder, read_masks
 from jbalance._src.io.numpy import read_numpy
 from jbalance._src.io.voc import read_voc
 from jbalance._src.io.yolo import YAML_FILES, read_yolo
 
-FORMATS = ("coco", "yolo", "voc", "csv", "numpy")
+FORMATS = ("coco", "yolo", "voc", "csv", "numpy", "masks")
 _READERS = {"coco": read_coco, "yolo": read_yolo, "voc": read_voc, "csv": read_csv,
-            "numpy": read_numpy}
+            "numpy": read_numpy, "masks": read_masks}
 _WITH_BOXES = ("coco", "yolo", "voc")
+_WITH_MASKS = ("coco", "masks")
+# Class lists that sit beside label maps; alone they do not make a folder YOLO.
+_CLASS_LIST_FILES = ("labels.txt", "classes.txt")
 
 
 def _folder_formats(path: pathlib.Path) -> list[str]:
@@ -24,7 +29,8 @@ def _folder_formats(path: pathlib.Path) -> list[str]:
     if any(next(a.glob("*.xml"), None) is not None for a in ann) or \
             next(path.glob("*.xml"), None) is not None:
         found.append("voc")
-    if (path / "labels").is_dir() or next(path.glob("*.txt"), None) is not None or \
+    if (path / "labels").is_dir() or \
+            any(p.name not in _CLASS_LIST_FILES for p in path.glob("*.txt")) or \
             any((path / n).is_file() for n in YAML_FILES):
         found.append("yolo")
     if next(path.glob("*.json"), None) is not None:
@@ -36,14 +42,19 @@ def detect_format(path: PathLike) -> str:
     r"""Guesses the label format of ``path`` (see `load`).
 
     A folder is VOC when it holds ``Annotations/*.xml`` or ``*.xml``, YOLO when it holds
-    ``labels/``, ``*.txt`` or a ``data.yaml``; a folder that looks like several formats (or
-    holds ``*.json`` files) is an error listing them: pass ``format=`` or the file itself.
+    ``labels/``, ``*.txt`` label files or a ``data.yaml``; a folder that looks like several
+    formats (or holds ``*.json`` files) is an error listing them: pass ``format=`` or the file
+    itself. A folder that is none of these is ``"masks"`` (PNG label maps, `read_masks`) when
+    it holds ``SegmentationClass/``, ``gtFine/``, Cityscapes ``*_labelIds.png`` or ``*.png``
+    files with at most a ``labels.txt``/``classes.txt`` beside them. A VOC root holding both
+    ``Annotations/`` and ``SegmentationClass/`` stays ``"voc"``; ``load(path, masks=True)``
+    reads its label maps.
 
     Args:
       path: A file or folder.
 
     Returns:
-      One of ``"coco"``, ``"yolo"``, ``"voc"``, ``"csv"``, ``"numpy"``.
+      One of ``"coco"``, ``"yolo"``, ``"voc"``, ``"csv"``, ``"numpy"``, ``"masks"``.
 
     Raises:
       FileNotFoundError: If ``path`` does not exist.
@@ -72,9 +83,12 @@ def detect_format(path: PathLike) -> str:
                                    f"the annotation file or folder itself")
         if found:
             return found[0]
+        if is_mask_folder(path):
+            return "masks"
         raise LabelFormatError(path, "", "cannot tell the label format of this folder: "
                                "expected 'labels/' or *.txt (YOLO), 'Annotations/' or *.xml "
-                               "(VOC)")
+                               "(VOC), or PNG label maps ('SegmentationClass/', 'gtFine/', "
+                               "*.png)")
     suffix = path.suffix.lower()
     if suffix == ".json":
         return "coco"
@@ -90,7 +104,7 @@ def detect_format(path: PathLike) -> str:
 
 
 def load(path: PathLike, *, format: str | None = None, boxes: bool = False,
-         **options: Any) -> LabelSet:
+         masks: bool = False, **options: Any) -> LabelSet:
     r"""Reads any supported label source, detecting its format from the path.
 
     ============================  ===========  ==================================
@@ -104,6 +118,9 @@ def load(path: PathLike, *, format: str | None = None, boxes: bool = False,
     or ``*.xml`` files
     ``*.csv`` / ``*.tsv``         ``csv``      `read_csv`
     ``*.npy`` / ``*.npz``         ``numpy``    `read_numpy`
+    folder of PNG label maps      ``masks``    `read_masks`
+    ``*.json``, ``masks=True``    ``coco``     `read_coco_masks`
+    folder, ``masks=True``        ``masks``    `read_masks`
     ============================  ===========  ==================================
 
     Args:
@@ -112,8 +129,14 @@ def load(path: PathLike, *, format: str | None = None, boxes: bool = False,
       boxes: Also read the boxes: the `LabelSet` carries ``objects`` (image index, class
         index, ``[K, 4]`` float32 boxes, box format) and ``image_sizes`` where the format
         records them. COCO, YOLO and VOC only.
+      masks: Read segmentations: per-image ``pixel_counts`` and ``instance_counts``
+        ``[N, C]`` (and ``image_sizes``). A ``.json`` path reads COCO segmentations
+        (`read_coco_masks`; ``counts`` stays the instance counts), a folder reads PNG label
+        maps (`read_masks`; ``counts`` is 0/1 presence), also a VOC root's
+        ``SegmentationClass/``. ``format="masks"`` implies it.
       **options: Passed on to the reader (e.g. ``include_crowd=True``,
-        ``include_difficult=True``, ``image_root=...``).
+        ``include_difficult=True``, ``image_root=...``, ``ignore_index=...``,
+        ``num_classes=...``).
 
     Returns:
       A `LabelSet`.
@@ -121,7 +144,9 @@ def load(path: PathLike, *, format: str | None = None, boxes: bool = False,
     Raises:
       FileNotFoundError: If ``path`` does not exist.
       LabelFormatError: If the format cannot be detected or the data is malformed.
-      ValueError: If ``boxes=True`` for a format without boxes (CSV, NumPy).
+      ValueError: If ``boxes=True`` for a format without boxes (CSV, NumPy, label maps), or
+        ``masks=True`` for a format without masks (YOLO, VOC XML, CSV, NumPy).
+      ImportError: If a PNG label-map folder is read without Pillow (the ``masks`` extra).
       TypeError: If an option does not belong to the chosen reader.
 
     Examples:
@@ -134,10 +159,20 @@ def load(path: PathLike, *, format: str | None = None, boxes: bool = False,
       ('numpy', (2, 2), None)
     """
     if format is None:
-        format = detect_format(path)
+        p = pathlib.Path(path)
+        format = "masks" if masks and p.is_dir() else detect_format(path)
     if format not in FORMATS:
         raise ValueError(f"`format` must be one of {', '.join(map(repr, FORMATS))}; got "
                          f"{format!r}.")
+    if masks or format == "masks":
+        if format not in _WITH_MASKS:
+            raise ValueError(f"`masks=True`: {format} label files hold no masks (COCO JSON "
+                             f"segmentations and folders of PNG label maps do).")
+        if boxes and format != "coco":
+            raise ValueError("`boxes=True`: PNG label maps hold no boxes (COCO JSON does).")
+        if format == "coco":
+            return read_coco_masks(path, boxes=boxes, **options)
+        return read_masks(path, **options)
     if boxes:
         if format not in _WITH_BOXES:
             raise ValueError(f"`boxes=True`: {format} label files hold no boxes (COCO, YOLO "
