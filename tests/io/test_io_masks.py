@@ -411,6 +411,22 @@ def test_polygons_and_rle_match_pycocotools_pixel_for_pixel():
         np.testing.assert_array_equal(cm.intervals_to_mask(s, e, h, w), want.astype(bool))
 
 
+def test_polygon_walk_in_chunks_matches_pycocotools(monkeypatch):
+    mask_utils = pytest.importorskip("pycocotools.mask")
+    rng = np.random.default_rng(5)
+    angle = np.linspace(0, 2 * np.pi, 3000, endpoint=False)
+    radius = 700 + 200 * np.sin(7 * angle)
+    circle = np.stack([1000 + radius * np.cos(angle), 900 + radius * np.sin(angle)], 1)
+    polys = [circle.ravel().tolist()] + [_random_polygon(rng, 1800, 2000) for _ in range(3)]
+    want = mask_utils.decode(mask_utils.frPyObjects(polys, 1800, 2000)).astype(bool)
+    for chunk in (cm._CHUNK, 5):  # the default, and a chunk edge every few points
+        monkeypatch.setattr(cm, "_CHUNK", chunk)
+        for poly, mask in zip(polys, np.moveaxis(want, 2, 0)):
+            s, e = cm.segmentation_intervals([poly], 1800, 2000)
+            assert cm.union_length(s, e) == int(mask.sum())
+            np.testing.assert_array_equal(cm.intervals_to_mask(s, e, 1800, 2000), mask)
+
+
 def test_compressed_rle_of_noise_and_large_runs():
     mask_utils = pytest.importorskip("pycocotools.mask")
     rng = np.random.default_rng(2)

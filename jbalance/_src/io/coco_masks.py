@@ -26,12 +26,13 @@ from jbalance._src.io.common import (
 from jbalance._src.io.masks import MAX_MASK_PIXELS
 
 # A polygon may walk at most this many pixels along its boundary: 16 image perimeters plus
-# 64 pixels per vertex. Real outlines stay far below; the bound keeps a hostile polygon
+# 16 pixels per vertex. Real outlines stay far below; the bound keeps a hostile polygon
 # (a million vertices zig-zagging across a large image) from costing unbounded time and memory.
 _WALK_PERIMETERS = 16
-_WALK_PER_VERTEX = 64
+_WALK_PER_VERTEX = 16
 _SCALE = 5.0  # pycocotools' boundary upsampling factor (rleFrPoly)
 _MAX_RLE_DIGITS = 12  # 60 bits: more 6-bit characters in one number is not a COCO RLE
+_CHUNK = 1 << 18  # boundary points walked at a time
 
 
 class _SegmentationError(ValueError):
@@ -147,7 +148,9 @@ def _polygon_toggles(xy: np.ndarray, height: int, width: int) -> np.ndarray:
 
     ``xy`` is ``[x1, y1, x2, y2, ...]`` (float64, finite, at least three points). The C code
     casts with truncation toward zero (``(int)(v + .5)``), computes in double in the same
-    order, and skips zero-length edges' slopes (0/0 there, whose point is never used).
+    order, and skips zero-length edges' slopes (0/0 there, whose point is never used). The
+    boundary is walked in chunks of about `_CHUNK` points, so the temporaries stay small
+    whatever the polygon's length.
     """
     x = np.trunc(_SCALE * xy[0::2] + 0.5).astype(np.int64)
     y = np.trunc(_SCALE * xy[1::2] + 0.5).astype(np.int64)
@@ -162,24 +165,40 @@ def _polygon_toggles(xy: np.ndarray, height: int, width: int) -> np.ndarray:
     rise = np.where(along_x, ye - ys, xe - xs).astype(np.float64)
     slope = np.divide(rise, steps, out=np.zeros_like(rise), where=steps > 0)
     n = steps + 1
-    edge = np.repeat(np.arange(n.size), n)
-    d = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
-    t = np.where(flip[edge], steps[edge] - d, d)
-    e_slope, e_xs, e_ys = slope[edge], xs[edge], ys[edge]
-    lin = np.where(along_x[edge], e_ys, e_xs).astype(np.float64) + e_slope * t + 0.5
-    lin = np.trunc(lin).astype(np.int64)
-    u = np.where(along_x[edge], t + e_xs, lin)
-    v = np.where(along_x[edge], lin, t + e_ys)
-    del edge, d, t, e_slope, e_xs, e_ys, lin
-    # Points on the y-boundary, downsampled back to pixel columns.
+    ends = np.cumsum(n)
+    cuts = np.searchsorted(ends, np.arange(_CHUNK, int(ends[-1]), _CHUNK), side="left")
+    bounds = np.unique(np.concatenate([[0], cuts + 1, [n.size]]))
+    bounds = bounds[bounds <= n.size]
+    out = []
+    prev_u = prev_v = None
+    for e0, e1 in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        ne = n[e0:e1]
+        edge = np.repeat(np.arange(e0, e1), ne)
+        d = np.arange(int(ne.sum())) - np.repeat(np.cumsum(ne) - ne, ne)
+        t = np.where(flip[edge], steps[edge] - d, d)
+        e_along = along_x[edge]
+        lin = np.where(e_along, ys[edge], xs[edge]).astype(np.float64) + slope[edge] * t + 0.5
+        lin = np.trunc(lin).astype(np.int64)
+        u = np.where(e_along, t + xs[edge], lin)
+        v = np.where(e_along, lin, t + ys[edge])
+        del edge, d, t, e_along, lin
+        if prev_u is not None:  # the walk goes on from the previous chunk's last point
+            u, v = np.concatenate([[prev_u], u]), np.concatenate([[prev_v], v])
+        prev_u, prev_v = u[-1], v[-1]
+        out.append(_boundary_points(u, v, height, width))
+    out.append(np.array([height * width], np.int64))
+    return np.concatenate(out)
+
+
+def _boundary_points(u: np.ndarray, v: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Points on the y-boundary of a walk ``(u, v)``, downsampled back to pixel columns."""
     j = np.flatnonzero(u[1:] != u[:-1]) + 1
     uj, up = u[j], u[j - 1]
     xd = (np.where(uj < up, uj, uj - 1).astype(np.float64) + 0.5) / _SCALE - 0.5
     keep = (np.floor(xd) == xd) & (xd >= 0) & (xd <= width - 1)
     yd = (np.minimum(v[j], v[j - 1]).astype(np.float64) + 0.5) / _SCALE - 0.5
     yd = np.ceil(np.clip(yd, 0, height))
-    pos = xd[keep].astype(np.int64) * height + yd[keep].astype(np.int64)
-    return np.append(pos, height * width)
+    return xd[keep].astype(np.int64) * height + yd[keep].astype(np.int64)
 
 
 def _toggles_to_intervals(pos: np.ndarray, total: int) -> tuple[np.ndarray, np.ndarray]:
@@ -221,7 +240,7 @@ def _polygon_intervals(poly: Any, height: int, width: int) -> tuple[np.ndarray, 
     if walk > limit:
         raise _SegmentationError(f"polygon boundary walks {walk:.0f} pixels, more than "
                                  f"{limit} (16 perimeters of its {height}x{width} image plus "
-                                 f"64 per vertex): not an object outline")
+                                 f"16 per vertex): not an object outline")
     return _toggles_to_intervals(_polygon_toggles(xy, height, width), height * width)
 
 
