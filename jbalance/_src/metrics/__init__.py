@@ -15,3 +15,9 @@ from jbalance._src.metrics.classification import (
     multilabel_confusion_matrix as multilabel_confusion_matrix,
 )
 from jbalance._src.metrics.classification import report_from_confusion as report_from_confusion
+from jbalance._src.metrics.detection import (
+    detection_average_precision as detection_average_precision,
+)
+from jbalance._src.metrics.ranking import average_precision as average_precision
+from jbalance._src.metrics.segmentation import segmentation_confusion as segmentation_confusion
+from jbalance._src.metrics.segmentation import segmentation_report as segmentation_report
