@@ -175,7 +175,7 @@ def _ap_callback(labels: Array, scores: Array, counted: Array | None, dtype: Any
 
 
 def average_precision(labels: Num[" n c"], scores: Float[" n c"], *,
-                      where: Bool[" n *c"] | None = None) -> Float[" c"]:
+                      where: Bool[" n *_"] | None = None) -> Float[" c"]:
     r"""Per-class average precision of multi-label scores (scikit-learn's definition).
 
     Use it to evaluate multi-label classifiers: the mean over classes (macro mAP) weighs a rare
