@@ -411,7 +411,7 @@ def test_polygons_and_rle_match_pycocotools_pixel_for_pixel():
         np.testing.assert_array_equal(cm.intervals_to_mask(s, e, h, w), want.astype(bool))
 
 
-def test_polygon_walk_in_chunks_matches_pycocotools(monkeypatch):
+def test_long_polygons_on_a_large_image_match_pycocotools():
     mask_utils = pytest.importorskip("pycocotools.mask")
     rng = np.random.default_rng(5)
     angle = np.linspace(0, 2 * np.pi, 3000, endpoint=False)
@@ -419,12 +419,29 @@ def test_polygon_walk_in_chunks_matches_pycocotools(monkeypatch):
     circle = np.stack([1000 + radius * np.cos(angle), 900 + radius * np.sin(angle)], 1)
     polys = [circle.ravel().tolist()] + [_random_polygon(rng, 1800, 2000) for _ in range(3)]
     want = mask_utils.decode(mask_utils.frPyObjects(polys, 1800, 2000)).astype(bool)
-    for chunk in (cm._CHUNK, 5):  # the default, and a chunk edge every few points
-        monkeypatch.setattr(cm, "_CHUNK", chunk)
-        for poly, mask in zip(polys, np.moveaxis(want, 2, 0)):
-            s, e = cm.segmentation_intervals([poly], 1800, 2000)
-            assert cm.union_length(s, e) == int(mask.sum())
-            np.testing.assert_array_equal(cm.intervals_to_mask(s, e, 1800, 2000), mask)
+    for poly, mask in zip(polys, np.moveaxis(want, 2, 0)):
+        s, e = cm.segmentation_intervals([poly], 1800, 2000)
+        assert cm.union_length(s, e) == int(mask.sum())
+        np.testing.assert_array_equal(cm.intervals_to_mask(s, e, 1800, 2000), mask)
+
+
+def test_polygons_with_grid_aligned_and_outside_vertices_match_pycocotools():
+    # Coordinates on the 1/5-pixel grid put vertices exactly on column centres, negative
+    # ones exercise C's truncation toward zero: the cases where a rounding slip would show.
+    mask_utils = pytest.importorskip("pycocotools.mask")
+    rng = np.random.default_rng(6)
+    for trial in range(300):
+        h, w = (int(v) for v in rng.integers(1, 300, 2))
+        k = int(rng.integers(3, 30))
+        xs, ys = rng.uniform(-0.5 * w, 1.5 * w, k), rng.uniform(-0.5 * h, 1.5 * h, k)
+        if trial % 3 == 0:
+            xs, ys = np.round(xs * 5) / 5, np.round(ys * 5) / 5
+        elif trial % 3 == 1:
+            xs, ys = np.round(xs * 5) / 5 + 0.1, np.round(ys) + 0.3
+        poly = np.stack([xs, ys], 1).ravel().tolist()
+        want = mask_utils.decode(mask_utils.frPyObjects([poly], h, w))[:, :, 0].astype(bool)
+        s, e = cm.segmentation_intervals([poly], h, w)
+        np.testing.assert_array_equal(cm.intervals_to_mask(s, e, h, w), want)
 
 
 def test_compressed_rle_of_noise_and_large_runs():

@@ -3,10 +3,12 @@
 Every segmentation becomes the list of its foreground runs in COCO's column-major pixel order
 (``position = x * height + y``), as ``(starts, ends)`` int64 arrays; a class's pixels in an image
 are the length of the union of its instances' runs. No raster is built, so memory follows the
-number of runs (bounded by the annotation's own size), not the image's pixels. Polygons are
-rasterised exactly as pycocotools' ``rleFrPoly`` does (a port of its integer walk along the
-boundary), compressed RLE strings are decoded as its ``rleFrString`` does; the tests compare
-both with pycocotools itself, which is not needed at run time.
+number of runs (at most one per pixel column a polygon crosses, or the RLE's own length), not
+the image's pixels. Polygons are rasterised exactly as pycocotools' ``rleFrPoly`` does (its
+flips, computed only at the steps of its boundary walk that cross a pixel column), compressed
+RLE strings are decoded as its ``rleFrString`` does; the tests compare both with pycocotools
+itself, pixel for pixel, which is not needed at run time. The polygons of many images are
+rasterised in one batch of array operations.
 """
 
 import math
@@ -27,16 +29,19 @@ from jbalance._src.io.masks import MAX_MASK_PIXELS
 
 # A polygon may walk at most this many pixels along its boundary: 16 image perimeters plus
 # 16 pixels per vertex. Real outlines stay far below; the bound keeps a hostile polygon
-# (a million vertices zig-zagging across a large image) from costing unbounded time and memory.
+# (a million vertices zig-zagging across a large image) from costing time and memory out of
+# proportion to its size in the file.
 _WALK_PERIMETERS = 16
 _WALK_PER_VERTEX = 16
 _SCALE = 5.0  # pycocotools' boundary upsampling factor (rleFrPoly)
 _MAX_RLE_DIGITS = 12  # 60 bits: more 6-bit characters in one number is not a COCO RLE
-_CHUNK = 1 << 18  # boundary points walked at a time
+_BATCH_VERTICES = 1 << 16  # polygon coordinates rasterised together
 
 
 class _SegmentationError(ValueError):
     """A malformed segmentation; the reader adds the file and the annotation."""
+
+    owner: int = -1  # set by `_rasterise`: which polygon of a batch failed
 
 
 # --------------------------------------------------------------------------------------------
@@ -140,93 +145,22 @@ def _rle_intervals(seg: dict, height: int, width: int) -> tuple[np.ndarray, np.n
 
 
 # --------------------------------------------------------------------------------------------
-# Polygons (a NumPy port of pycocotools' rleFrPoly, maskApi.c)
+# Polygons (a NumPy port of pycocotools' rleFrPoly, maskApi.c), many at a time
 
 
-def _polygon_toggles(xy: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Column-major positions where the polygon's mask flips (pycocotools' y-boundary points).
-
-    ``xy`` is ``[x1, y1, x2, y2, ...]`` (float64, finite, at least three points). The C code
-    casts with truncation toward zero (``(int)(v + .5)``), computes in double in the same
-    order, and skips zero-length edges' slopes (0/0 there, whose point is never used). The
-    boundary is walked in chunks of about `_CHUNK` points, so the temporaries stay small
-    whatever the polygon's length.
-    """
-    x = np.trunc(_SCALE * xy[0::2] + 0.5).astype(np.int64)
-    y = np.trunc(_SCALE * xy[1::2] + 0.5).astype(np.int64)
-    x0, x1 = x, np.roll(x, -1)
-    y0, y1 = y, np.roll(y, -1)
-    dx, dy = np.abs(x1 - x0), np.abs(y0 - y1)
-    along_x = dx >= dy
-    flip = (along_x & (x0 > x1)) | (~along_x & (y0 > y1))
-    xs, xe = np.where(flip, x1, x0), np.where(flip, x0, x1)
-    ys, ye = np.where(flip, y1, y0), np.where(flip, y0, y1)
-    steps = np.where(along_x, dx, dy)
-    rise = np.where(along_x, ye - ys, xe - xs).astype(np.float64)
-    slope = np.divide(rise, steps, out=np.zeros_like(rise), where=steps > 0)
-    n = steps + 1
-    ends = np.cumsum(n)
-    cuts = np.searchsorted(ends, np.arange(_CHUNK, int(ends[-1]), _CHUNK), side="left")
-    bounds = np.unique(np.concatenate([[0], cuts + 1, [n.size]]))
-    bounds = bounds[bounds <= n.size]
-    out = []
-    prev_u = prev_v = None
-    for e0, e1 in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-        ne = n[e0:e1]
-        edge = np.repeat(np.arange(e0, e1), ne)
-        d = np.arange(int(ne.sum())) - np.repeat(np.cumsum(ne) - ne, ne)
-        t = np.where(flip[edge], steps[edge] - d, d)
-        e_along = along_x[edge]
-        lin = np.where(e_along, ys[edge], xs[edge]).astype(np.float64) + slope[edge] * t + 0.5
-        lin = np.trunc(lin).astype(np.int64)
-        u = np.where(e_along, t + xs[edge], lin)
-        v = np.where(e_along, lin, t + ys[edge])
-        del edge, d, t, e_along, lin
-        if prev_u is not None:  # the walk goes on from the previous chunk's last point
-            u, v = np.concatenate([[prev_u], u]), np.concatenate([[prev_v], v])
-        prev_u, prev_v = u[-1], v[-1]
-        out.append(_boundary_points(u, v, height, width))
-    out.append(np.array([height * width], np.int64))
-    return np.concatenate(out)
-
-
-def _boundary_points(u: np.ndarray, v: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Points on the y-boundary of a walk ``(u, v)``, downsampled back to pixel columns."""
-    j = np.flatnonzero(u[1:] != u[:-1]) + 1
-    uj, up = u[j], u[j - 1]
-    xd = (np.where(uj < up, uj, uj - 1).astype(np.float64) + 0.5) / _SCALE - 0.5
-    keep = (np.floor(xd) == xd) & (xd >= 0) & (xd <= width - 1)
-    yd = (np.minimum(v[j], v[j - 1]).astype(np.float64) + 0.5) / _SCALE - 0.5
-    yd = np.ceil(np.clip(yd, 0, height))
-    return xd[keep].astype(np.int64) * height + yd[keep].astype(np.int64)
-
-
-def _toggles_to_intervals(pos: np.ndarray, total: int) -> tuple[np.ndarray, np.ndarray]:
-    """``[start, end)`` runs of the parity of flips at ``pos`` (pairs cancel, as in rleFrPoly)."""
-    uniq, num = np.unique(pos, return_counts=True)
-    flips = uniq[num % 2 == 1]
-    if flips.size % 2:
-        flips = np.append(flips, total)
-    starts, ends = flips[0::2], np.minimum(flips[1::2], total)
-    keep = ends > starts
-    return starts[keep], ends[keep]
-
-
-def _polygon_intervals(poly: Any, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    if not isinstance(poly, list) or not all(type(v) in (int, float) for v in poly):
+def _check_polygon(poly: Any, height: int, width: int) -> None:
+    """Raises `_SegmentationError` for a malformed polygon (the message for the reader)."""
+    if not isinstance(poly, list) or not set(map(type, poly)) <= {int, float}:
         raise _SegmentationError(f"a polygon must be a list of numbers [x1, y1, x2, y2, ...], "
                                  f"got {str(poly)[:60]}")
     if len(poly) % 2 or len(poly) < 6:
         raise _SegmentationError(f"a polygon needs x, y pairs of at least 3 points (6 "
                                  f"numbers), got {len(poly)} numbers (pycocotools reads 4 "
                                  f"numbers as a box); fix or remove the polygon")
-    try:
-        xy = np.asarray(poly, np.float64)
-    except OverflowError:  # an integer beyond float64
-        xy = np.array([math.inf])
-    if not np.isfinite(xy).all():
-        bad = next(v for v in poly if not _finite(v))
+    bad = next((v for v in poly if not _finite(v)), None)
+    if bad is not None:
         raise _SegmentationError(f"polygon coordinate {str(bad)[:30]} is not a finite number")
+    xy = np.asarray(poly, np.float64)
     xs, ys = xy[0::2], xy[1::2]
     if xs.min() < -width or xs.max() > 2 * width or ys.min() < -height or \
             ys.max() > 2 * height:
@@ -241,7 +175,6 @@ def _polygon_intervals(poly: Any, height: int, width: int) -> tuple[np.ndarray, 
         raise _SegmentationError(f"polygon boundary walks {walk:.0f} pixels, more than "
                                  f"{limit} (16 perimeters of its {height}x{width} image plus "
                                  f"16 per vertex): not an object outline")
-    return _toggles_to_intervals(_polygon_toggles(xy, height, width), height * width)
 
 
 def _finite(v: int | float) -> bool:
@@ -249,6 +182,206 @@ def _finite(v: int | float) -> bool:
         return math.isfinite(float(v))
     except OverflowError:
         return False
+
+
+class _Polygons:
+    """Polygons gathered for one batched rasterisation: coordinates and, per polygon, its
+    vertex count, image size, group (the image-and-class union it belongs to) and owner (an
+    index the caller maps back to its annotation)."""
+
+    def __init__(self) -> None:
+        self.coords: list[float] = []
+        self.lengths: list[int] = []
+        self.sizes: list[tuple[int, int]] = []
+        self.groups: list[int] = []
+        self.owners: list[int] = []
+        self.polys: list[list] = []
+
+    def add(self, poly: Any, height: int, width: int, group: int, owner: int) -> None:
+        # Cheap structural checks here; the numeric ones run on the whole batch.
+        if not isinstance(poly, list) or len(poly) % 2 or len(poly) < 6 or \
+                not set(map(type, poly)) <= {int, float}:
+            _check_polygon(poly, height, width)
+        self.coords.extend(poly)
+        self.lengths.append(len(poly) // 2)
+        self.sizes.append((height, width))
+        self.groups.append(group)
+        self.owners.append(owner)
+        self.polys.append(poly)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+
+def _rasterise(batch: _Polygons) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """``(group, start, end, stride)`` of the batch's foreground runs, checked.
+
+    Runs are column-major positions in their own image; ``stride`` exceeds every image's
+    ``height * width``, so ``group * stride + position`` keeps groups apart on one line.
+
+    Raises:
+      _SegmentationError: With ``.owner`` set, for the first polygon that is non-finite, far
+        outside its image or walks too long a boundary.
+    """
+    lengths = np.asarray(batch.lengths, np.int64)
+    hw = np.asarray(batch.sizes, np.int64).reshape(-1, 2)
+    height, width = hw[:, 0], hw[:, 1]
+    stride = int((height * width).max()) + 1
+    try:
+        xy = np.asarray(batch.coords, np.float64).reshape(-1, 2)
+    except OverflowError:  # an integer beyond float64
+        xy = np.full((int(lengths.sum()), 2), np.inf)
+    first = np.cumsum(lengths) - lengths
+    # Per-polygon checks, vectorised: finite, near the image, a plausible boundary length.
+    vert_poly = np.repeat(np.arange(lengths.size), lengths)
+    nxt = np.arange(vert_poly.size) + 1
+    nxt[first + lengths - 1] = first
+    with np.errstate(invalid="ignore"):
+        lo, hi = np.minimum.reduceat(xy, first), np.maximum.reduceat(xy, first)
+        walk = np.add.reduceat(np.abs(xy[nxt] - xy).max(axis=1), first)
+    ok = np.isfinite(lo).all(axis=1) & np.isfinite(hi).all(axis=1)
+    ok &= (lo[:, 0] >= -width) & (hi[:, 0] <= 2 * width)
+    ok &= (lo[:, 1] >= -height) & (hi[:, 1] <= 2 * height)
+    ok &= walk <= _WALK_PERIMETERS * 2 * (height + width) + _WALK_PER_VERTEX * lengths
+    if not ok.all():
+        p = int(np.argmin(ok))
+        try:
+            _check_polygon(batch.polys[p], *batch.sizes[p])
+        except _SegmentationError as e:
+            e.owner = batch.owners[p]
+            raise
+        raise AssertionError("unreachable: the polygon check disagrees")  # pragma: no cover
+    # rleFrPoly walks every edge on a 5x grid (vertices rounded as `(int)(5 v + .5)`), then
+    # keeps the steps that cross a pixel column's centre (grid column 5c + 2): there the
+    # mask flips at row ceil(clip((min(v) + .5) / 5 - .5, 0, h)). Only those steps are
+    # computed here, with the C expressions evaluated in the same order, so the flips are
+    # pycocotools' own; the cost is per column crossed, not per grid step.
+    x = np.trunc(_SCALE * xy[:, 0] + 0.5).astype(np.int64)
+    y = np.trunc(_SCALE * xy[:, 1] + 0.5).astype(np.int64)
+    x0, x1, y0, y1 = x, x[nxt], y, y[nxt]
+    dx, dy = np.abs(x1 - x0), np.abs(y0 - y1)
+    along_x = dx >= dy
+    flip = (along_x & (x0 > x1)) | (~along_x & (y0 > y1))
+    xs, ys = np.where(flip, x1, x0), np.where(flip, y1, y0)
+    xe, ye = np.where(flip, x0, x1), np.where(flip, y0, y1)
+    steps = np.where(along_x, dx, dy)
+    rise = np.where(along_x, ye - ys, xe - xs).astype(np.float64)
+    # 0/0 on a zero-length edge in C; such an edge has no step, so its slope is never used.
+    slope = np.divide(rise, steps, out=np.zeros_like(rise), where=steps > 0)
+    walked = steps > 0
+    col_a, v_a, e_a = _crossings_along_x(xs, ys, steps, slope, np.flatnonzero(walked & along_x),
+                                         width[vert_poly])
+    col_b, v_b, e_b = _crossings_along_y(xs, ys, steps, slope,
+                                         np.flatnonzero(walked & ~along_x), width[vert_poly])
+    col = np.concatenate([col_a, col_b])
+    poly = vert_poly[np.concatenate([e_a, e_b])]
+    h = height[poly]
+    yd = (np.concatenate([v_a, v_b]).astype(np.float64) + 0.5) / _SCALE - 0.5
+    yd = np.ceil(np.clip(yd, 0, h)).astype(np.int64)
+    keys = [poly * stride + col * h + yd,
+            # every polygon's walk ends with a flip at height * width, as rleFrPoly appends
+            np.arange(lengths.size) * stride + height * width]
+    return _parity_runs(np.concatenate(keys), height * width, stride, batch.groups)
+
+
+def _column_range(lo: np.ndarray, hi: np.ndarray,
+                  width: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(first, count)`` of the pixel columns ``c < width`` with ``lo <= 5c + 2 <= hi``."""
+    first = np.maximum(-((2 - lo) // 5), 0)  # ceil((lo - 2) / 5), at least 0
+    last = np.minimum((hi - 2) // 5, width - 1)
+    return first, np.maximum(last - first + 1, 0)
+
+
+def _expand(first: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(owner, value)``: for every ``i``, ``count[i]`` values ``first[i], first[i] + 1, ...``."""
+    owner = np.repeat(np.arange(count.size), count)
+    offset = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+    return owner, first[owner] + offset
+
+
+def _crossings_along_x(xs: np.ndarray, ys: np.ndarray, steps: np.ndarray, slope: np.ndarray,
+                       e: np.ndarray, width: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edges walked along x (``u = t + xs``, ``v = (int)(ys + s t + .5)``): ``(column,
+    min(v) of the crossing step, edge)`` for every step from grid column 5c + 2 to 5c + 3."""
+    first, count = _column_range(xs[e], xs[e] + steps[e] - 1, width[e])
+    k, c = _expand(first, count)
+    e = e[k]
+    t = (5 * c + 2 - xs[e]).astype(np.float64)
+    base, s = ys[e].astype(np.float64), slope[e]
+    v0 = np.trunc(base + s * t + 0.5).astype(np.int64)
+    v1 = np.trunc(base + s * (t + 1) + 0.5).astype(np.int64)
+    return c, np.minimum(v0, v1), e
+
+
+def _crossings_along_y(xs: np.ndarray, ys: np.ndarray, steps: np.ndarray, slope: np.ndarray,
+                       e: np.ndarray, width: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edges walked along y (``v = t + ys``, ``u = (int)(xs + s t + .5)``, ``|s| < 1``): u
+    moves monotonically by at most one per step; find the step of every crossing of a
+    column centre, starting from the real-number solution and correcting it with the exact
+    expression (rounding moves it by a step at most)."""
+    base, s, n = xs[e].astype(np.float64), slope[e], steps[e]
+
+    def u(k: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return np.trunc(base[k] + s[k] * t.astype(np.float64) + 0.5).astype(np.int64)
+
+    idx = np.arange(e.size)
+    u0, un = u(idx, np.zeros(e.size)), u(idx, n)
+    # a crossing between m and m + 1 for lo <= m < hi; kept where m = 5c + 2
+    first, count = _column_range(np.minimum(u0, un), np.maximum(u0, un) - 1, width[e])
+    k, c = _expand(first, count)
+    m = 5 * c + 2
+    up = s[k] > 0
+    # going up, u(tau) = m and u(tau + 1) = m + 1; going down, u(tau) = m + 1, u(tau + 1) = m
+    with np.errstate(divide="ignore", invalid="ignore"):
+        guess = (m + 0.5 - base[k]) / s[k]
+    tau = np.where(up, np.ceil(guess) - 1, np.floor(guess))
+    tau = np.clip(np.nan_to_num(tau), 0, n[k] - 1).astype(np.int64)
+    for _ in range(8):
+        a, b = u(k, tau), u(k, tau + 1)
+        later = np.where(up, b <= m, b >= m + 1)
+        earlier = np.where(up, a > m, a < m + 1)
+        if not (later.any() or earlier.any()):
+            break
+        tau = np.clip(tau + later.astype(np.int64) - earlier.astype(np.int64), 0, n[k] - 1)
+    else:  # pragma: no cover - rounding moves the real solution by a step at most
+        raise AssertionError("polygon column crossing not found")
+    return c, ys[e[k]] + tau, e[k]
+
+
+def _parity_runs(keys: np.ndarray, total: np.ndarray, stride: int,
+                 groups: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Runs between flips of odd multiplicity (pairs cancel, as rleFrPoly's run merging)."""
+    uniq, num = np.unique(keys, return_counts=True)
+    flips = uniq[num % 2 == 1]
+    poly = flips // stride
+    odd = np.flatnonzero(np.bincount(poly, minlength=total.size) % 2)
+    if odd.size:  # a polygon whose last flip opens a run: it ends at the image's end
+        flips = np.sort(np.concatenate([flips, odd * stride + total[odd]]))
+        poly = flips // stride
+    start_key, end_key = flips[0::2], flips[1::2]
+    owner = poly[0::2]
+    start, end = start_key - owner * stride, end_key - owner * stride
+    keep = end > start
+    group = np.asarray(groups, np.int64)[owner[keep]] if owner.size else owner
+    return group, start[keep], end[keep], stride
+
+
+def _union_by_group(group: np.ndarray, start: np.ndarray, end: np.ndarray, stride: int,
+                    num_groups: int) -> np.ndarray:
+    """Pixels covered per group: the length of the union of the group's runs."""
+    if group.size == 0:
+        return np.zeros(num_groups, np.int64)
+    s, e = group * stride + start, group * stride + end
+    order = np.argsort(s, kind="stable")
+    s, e, g = s[order], e[order], group[order]
+    reach = np.maximum.accumulate(e)
+    before = np.concatenate([[s[0]], reach[:-1]])  # furthest end of the runs before each
+    gain = np.maximum(e - np.maximum(s, before), 0)
+    out = np.zeros(num_groups, np.int64)
+    np.add.at(out, g, gain)
+    return out
 
 
 def segmentation_intervals(seg: Any, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -263,24 +396,23 @@ def segmentation_intervals(seg: Any, height: int, width: int) -> tuple[np.ndarra
     """
     if isinstance(seg, dict):
         return _rle_intervals(seg, height, width)
-    if isinstance(seg, list):
-        parts = [_polygon_intervals(p, height, width) for p in seg]
-        if not parts:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-    raise _SegmentationError(f"'segmentation' must be a list of polygons or an RLE object "
-                             f"{{'counts', 'size'}}, got {type(seg).__name__}")
+    if not isinstance(seg, list):
+        raise _SegmentationError(f"'segmentation' must be a list of polygons or an RLE "
+                                 f"object {{'counts', 'size'}}, got {type(seg).__name__}")
+    if not seg:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    batch = _Polygons()
+    for poly in seg:
+        batch.add(poly, height, width, 0, 0)
+    _, start, end, _ = _rasterise(batch)
+    return start, end
 
 
 def union_length(starts: np.ndarray, ends: np.ndarray) -> int:
     """Number of positions covered by the union of ``[starts[i], ends[i])``."""
-    if starts.size == 0:
-        return 0
-    order = np.argsort(starts, kind="stable")
-    s, e = starts[order], ends[order]
-    reach = np.maximum.accumulate(e)
-    before = np.concatenate([[s[0]], reach[:-1]])  # furthest end of the runs before each
-    return int(np.maximum(e - np.maximum(s, before), 0).sum())
+    group = np.zeros(starts.size, np.int64)
+    stride = int(ends.max()) + 1 if ends.size else 1
+    return int(_union_by_group(group, starts, ends, stride, 1)[0])
 
 
 def intervals_to_mask(starts: np.ndarray, ends: np.ndarray, height: int,
@@ -375,39 +507,76 @@ def read_coco_masks(path: PathLike, *, include_crowd: bool = False, boxes: bool 
     def where(k: int) -> str:
         return f"{_ann_where(k, cols.ann_id)}, image_id {cols.ann_images[k]!r}"
 
-    start = 0
     sorted_rows = np.sort(rows, kind="stable")
-    while start < order.size:
-        i = int(sorted_rows[start])
-        stop = int(np.searchsorted(sorted_rows, i, side="right"))
+    bounds = np.flatnonzero(np.diff(sorted_rows)) + 1
+    starts = np.concatenate([[0], bounds]).astype(np.int64) if order.size else order
+    stops = np.concatenate([bounds, [order.size]]).astype(np.int64) if order.size else order
+    # Whole images go into a batch until it holds about `_BATCH_VERTICES` polygon vertices:
+    # one rasterisation per batch, so the cost per annotation is a few Python steps.
+    group_keys: list[tuple[int, int]] = []
+    group_of: dict[tuple[int, int], int] = {}
+    polys = _Polygons()
+    runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # RLE (group, start, end)
+    max_hw = 1
+
+    def flush() -> None:
+        nonlocal polys, runs, max_hw, group_keys, group_of
+        pieces = list(runs)
+        stride = max_hw + 1
+        if len(polys):
+            try:
+                g, s, e, stride_p = _rasterise(polys)
+            except _SegmentationError as err:
+                raise LabelFormatError(path, where(int(err.owner)), str(err)) from None
+            pieces.append((g, s, e))
+            stride = max(stride, stride_p)
+        if pieces:
+            g = np.concatenate([p[0] for p in pieces])
+            s = np.concatenate([p[1] for p in pieces])
+            e = np.concatenate([p[2] for p in pieces])
+            covered = _union_by_group(g, s, e, stride, len(group_keys))
+            if group_keys:
+                keys = np.asarray(group_keys, np.int64).reshape(-1, 2)
+                pixel_counts[keys[:, 0], keys[:, 1]] = covered
+        polys, runs, max_hw, group_keys, group_of = _Polygons(), [], 1, [], {}
+
+    for a, b in zip(starts.tolist(), stops.tolist()):
+        i = int(sorted_rows[a])
         hw = sizes[i]
         if hw is None:
-            k = int(order[start])
             raise LabelFormatError(path, f"images[{i}]", f"image {cols.image_keys[i]!r} has "
-                                   f"annotations with masks (e.g. {_ann_where(k, cols.ann_id)}) "
-                                   f"but no valid 'height' and 'width'")
+                                   f"annotations with masks (e.g. "
+                                   f"{_ann_where(int(order[a]), cols.ann_id)}) but no valid "
+                                   f"'height' and 'width'")
         h, w = hw
         if h * w > max_pixels:
             raise LabelFormatError(path, f"images[{i}]", f"image {cols.image_keys[i]!r} is "
                                    f"{h}x{w} = {h * w} pixels, more than max_pixels="
                                    f"{max_pixels}; pass a larger max_pixels=... if that is "
                                    f"its real size")
-        per_class: dict[int, tuple[list, list]] = {}
-        for k in order[start:stop].tolist():
+        max_hw = max(max_hw, h * w)
+        for k in order[a:b].tolist():
             ann = anns[k]
             if "segmentation" not in ann:
                 raise LabelFormatError(path, where(k), "no 'segmentation' (a detection-only "
                                        "file? read it without masks=True)")
+            key = (i, cat_index[cols.ann_cats[k]])
+            group = group_of.setdefault(key, len(group_keys))
+            if group == len(group_keys):
+                group_keys.append(key)
+            seg = ann["segmentation"]
             try:
-                s, e = segmentation_intervals(ann["segmentation"], h, w)
+                if isinstance(seg, list):
+                    for poly in seg:
+                        polys.add(poly, h, w, group, k)
+                else:
+                    s, e = segmentation_intervals(seg, h, w)
+                    runs.append((np.full(s.size, group, np.int64), s, e))
             except _SegmentationError as err:
                 raise LabelFormatError(path, where(k), str(err)) from None
-            lists = per_class.setdefault(cat_index[cols.ann_cats[k]], ([], []))
-            lists[0].append(s)
-            lists[1].append(e)
-        for j, (s_list, e_list) in per_class.items():
-            pixel_counts[i, j] = union_length(np.concatenate(s_list), np.concatenate(e_list))
-        start = stop
+        if len(polys.coords) >= _BATCH_VERTICES:
+            flush()
+    flush()
     all_sizes = None
     if all(s is not None for s in sizes):
         all_sizes = np.asarray(sizes, np.int32).reshape(n, 2)
