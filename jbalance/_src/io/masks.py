@@ -266,18 +266,24 @@ def _regions(arr: np.ndarray, ignore: int | None, num_ids: int) -> np.ndarray:
     start = np.empty((h, w), bool)
     start[:, 0] = True
     np.not_equal(arr[:, 1:], arr[:, :-1], out=start[:, 1:])
+    start = start.reshape(-1)
     start_pos = np.flatnonzero(start)
     src, dst = [], []
-    # Pixel pairs (p, p + offset) between a row and the next: below, below-right, below-left.
-    for offset, c0, c1 in ((w, 0, w), (w + 1, 0, w - 1), (w - 1, 1, w)):
-        shift = offset - w
-        cand = start[:-1, c0:c1] | start[1:, c0 + shift:c1 + shift]
-        rr, cc = np.nonzero(cand)
-        pa = rr * w + cc + c0
+    # Pixel pairs (p, p + offset) between a row and the next: below, below-right (p not in
+    # the last column), below-left (p not in the first). A pair links two runs; only pairs
+    # where a run starts on either side are needed, as the rest repeat the pair to the left.
+    for offset, bad_col in ((w, -1), (w + 1, w - 1), (w - 1, 0)):
+        if offset == 0 or offset >= flat.size:
+            continue
+        pa = np.flatnonzero(start[:-offset] | start[offset:])
+        if bad_col >= 0:
+            pa = pa[pa % w != bad_col]
         pb = pa + offset
         same = flat[pa] == flat[pb]
         src.append(np.searchsorted(start_pos, pa[same], "right") - 1)
         dst.append(np.searchsorted(start_pos, pb[same], "right") - 1)
+    if not src:
+        src, dst = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     a, b = np.concatenate(src), np.concatenate(dst)
     n = start_pos.size
     graph = coo_matrix((np.ones(a.size, np.int8), (a, b)), shape=(n, n))
