@@ -1,9 +1,30 @@
 """Composite augmentations: MixUp, CutMix, Mosaic and Remix, for classification and detection.
 
 Pure JAX functions with explicit keys; each batch function is built from a public
-one-example function (``*_one``) that can be `jax.vmap`-ed directly. See docs/augment.md.
+one-example function (``*_one``) that can be `jax.vmap`-ed directly, and returns a
+NamedTuple (`Mixed`, `MosaicBoxes`, `MixedBoxes`) that unpacks like a tuple. See
+docs/augment.md.
+
+Every batch function derives its randomness in one documented way::
+
+    key_partners, key_examples = jax.random.split(key)
+    partners = partner_indices(key_partners, batch_size, ...)
+    keys = jax.random.split(key_examples, batch_size)      # mode="elem"
+    keys = [key_examples] * batch_size                       # mode="batch": one shared draw
+
+so ``batch_fn(key, ...)`` equals ``jax.vmap(one_fn)(keys, ..., partners...)``, and a batch
+function run on a device's shard (inside `jax.shard_map`, key folded by the axis index)
+draws partners from that shard only. No function keeps state or assumes a batch size.
+
+Pixel copies (CutMix, Mosaic) never resample: every output pixel is a copy of one source
+pixel or the fill value.
 """
 
+from jbalance._src.augment import CutMixBox as CutMixBox
+from jbalance._src.augment import Mixed as Mixed
+from jbalance._src.augment import MixedBoxes as MixedBoxes
+from jbalance._src.augment import MosaicBoxes as MosaicBoxes
+from jbalance._src.augment import MosaicLayout as MosaicLayout
 from jbalance._src.augment import cutmix as cutmix
 from jbalance._src.augment import cutmix_box as cutmix_box
 from jbalance._src.augment import cutmix_one as cutmix_one
@@ -20,6 +41,11 @@ from jbalance._src.augment import partner_indices as partner_indices
 from jbalance._src.augment import remix as remix
 
 __all__ = [
+    "CutMixBox",
+    "Mixed",
+    "MixedBoxes",
+    "MosaicBoxes",
+    "MosaicLayout",
     "cutmix",
     "cutmix_box",
     "cutmix_one",

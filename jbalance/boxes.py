@@ -4,11 +4,12 @@
 normalised ``n`` twins (``"cxcywhn"`` is YOLO txt); `pad_objects` turns a label set's
 objects (`Objects`, from ``jbalance.io.load(path, boxes=True)``) into the
 ``(boxes, classes, valid)`` slots of `jbalance.augment`; `clip_boxes` is the box policy of
-the detection augmentations. See docs/boxes.md.
+the detection augmentations (it returns a `ClippedBoxes`). See docs/boxes.md.
 """
 
 from jbalance._src.boxes import FORMATS as FORMATS
 from jbalance._src.boxes import BoxesTruncatedWarning as BoxesTruncatedWarning
+from jbalance._src.boxes import ClippedBoxes as ClippedBoxes
 from jbalance._src.boxes import Objects as Objects
 from jbalance._src.boxes import PaddedObjects as PaddedObjects
 from jbalance._src.boxes import clip_boxes as clip_boxes
@@ -18,6 +19,7 @@ from jbalance._src.boxes import pad_objects as pad_objects
 __all__ = [
     "FORMATS",
     "BoxesTruncatedWarning",
+    "ClippedBoxes",
     "Objects",
     "PaddedObjects",
     "clip_boxes",

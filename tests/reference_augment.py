@@ -19,6 +19,20 @@ def np_mixup(x, y, xp, yp, lam):
     return out, lam * y + (1 - lam) * yp
 
 
+def cutmix_box_from_draws(lam, cy, cx, h, w):
+    """The CutMix box (Yun et al. 2019, as timm): ``H sqrt(1 - lam)`` by ``W sqrt(1 - lam)``
+    pixels (floored) centred on pixel ``(cy, cx)``, clipped to the image; ``(y1, y2, x1, x2)``.
+
+    float32 arithmetic, as the library draws lambda in float32 (so the floors agree).
+    """
+    ratio = np.sqrt(np.float32(1) - np.float32(lam), dtype=np.float32)
+    cut_h = int(np.floor(np.float32(h) * ratio))
+    cut_w = int(np.floor(np.float32(w) * ratio))
+    y1, x1 = cy - cut_h // 2, cx - cut_w // 2
+    return (min(max(y1, 0), h), min(max(y1 + cut_h, 0), h),
+            min(max(x1, 0), w), min(max(x1 + cut_w, 0), w))
+
+
 def np_cutmix(x, y, xp, yp, box):
     """CutMix of one example (Yun et al. 2019): paste ``xp[y1:y2, x1:x2]``; exact weights."""
     y1, y2, x1, x2 = (int(v) for v in box)
@@ -84,7 +98,12 @@ def np_mosaic(sources, regions, origins, out_hw, *, fill=0):
 
 
 def np_mosaic_boxes(boxes, valid, regions, origins, src_hw, *, min_size=2.0, min_visible=0.1):
-    """Shift each tile's boxes by its source origin, clip to the tile, filter (ultralytics)."""
+    """Shift each tile's boxes by its source origin, clip to the tile, filter (ultralytics).
+
+    A box stays only if it was valid, finite, of positive area, still has some area inside
+    its tile, and passes ``min_size`` (clipped width and height) and ``min_visible``
+    (clipped over original area).
+    """
     h, w = src_hw
     out_boxes, out_valid = [], []
     for t, region in enumerate(regions):
@@ -100,8 +119,10 @@ def np_mosaic_boxes(boxes, valid, regions, origins, src_hw, *, min_size=2.0, min
             ny1 = min(max(by1 + oy, ylo), yhi)
             ny2 = min(max(by2 + oy, ylo), yhi)
             bw, bh = nx2 - nx1, ny2 - ny1
-            keep = bool(ok) and area > 0 and bw >= min_size and bh >= min_size and (
-                    bw * bh >= min_visible * area)
+            # The box policy (valid, finite, a positive area, some of it inside the tile),
+            # then ultralytics' filters.
+            keep = bool(ok) and np.isfinite(box).all() and area > 0 and bw > 0 and bh > 0 \
+                and bw >= min_size and bh >= min_size and bw * bh >= min_visible * area
             out_boxes.append([nx1, ny1, nx2, ny2] if keep else [0.0] * 4)
             out_valid.append(keep)
     return np.asarray(out_boxes, np.float64), np.asarray(out_valid)

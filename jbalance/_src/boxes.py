@@ -51,6 +51,19 @@ class PaddedObjects(NamedTuple):
     valid: np.ndarray
 
 
+class ClippedBoxes(NamedTuple):
+    """Boxes after the box policy of `clip_boxes` (unpacks as ``boxes, valid``).
+
+    Attributes:
+      boxes: ``[..., 4]`` in the input's ``box_format`` and dtype, clipped to the image;
+        dropped slots are zero boxes.
+      valid: ``[...]`` bool, True for a box that was valid and survived the policy.
+    """
+
+    boxes: Float[" *n 4"]
+    valid: Bool[" *n"]
+
+
 class BoxesTruncatedWarning(UserWarning):
     """`pad_objects` dropped objects of images holding more than ``max_boxes``."""
 
@@ -211,7 +224,7 @@ def _clip_filter(xyxy: Array, valid: Array, lo_x: Any, lo_y: Any, hi_x: Any, hi_
 
 def clip_boxes(boxes: Float[" *n 4"], valid: Bool[" *n"], *, image_size: tuple[ArrayLike,
                ArrayLike],
-               box_format: str = "xyxy") -> tuple[Float[" *n 4"], Bool[" *n"]]:
+               box_format: str = "xyxy") -> ClippedBoxes:
     r"""The box policy of jbalance's detection augmentations: clip, drop bad boxes.
 
     A box is clipped to the image ``[0, W] x [0, H]`` and stays valid only if it was valid,
@@ -229,7 +242,8 @@ def clip_boxes(boxes: Float[" *n 4"], valid: Bool[" *n"], *, image_size: tuple[A
       box_format: One of `FORMATS` (static); normalised boxes are clipped to ``[0, 1]``.
 
     Returns:
-      ``(boxes, valid)`` with the input shapes, boxes in ``box_format`` and dtype.
+      A `ClippedBoxes` ``(boxes, valid)`` with the input shapes, boxes in ``box_format``
+      and dtype.
 
     Raises:
       ValueError / TypeError: bad shapes, dtypes or format.
@@ -257,7 +271,8 @@ def clip_boxes(boxes: Float[" *n 4"], valid: Bool[" *n"], *, image_size: tuple[A
     out, keep, _ = _clip_filter(xyxy, valid, zero, zero, w.astype(xyxy.dtype),
                                 h.astype(xyxy.dtype))
     out = jnp.where(keep[..., None], out, zero)
-    return convert(out, src="xyxy", dst=box_format, image_size=(h, w)).astype(b.dtype), keep
+    return ClippedBoxes(
+            convert(out, src="xyxy", dst=box_format, image_size=(h, w)).astype(b.dtype), keep)
 
 
 def check_plausible(boxes: Array, valid: Array, box_format: str, image_hw: tuple[int, int],

@@ -232,8 +232,10 @@ def test_clip_boxes_matches_the_numpy_policy(fmt):
     valid = rng.random(40) < 0.9
     want_b, want_v = np_clip_boxes(xyxy, valid, H, W)
     given = np_from_xyxy(xyxy, fmt).astype(np.float32)
-    got_b, got_v = boxes.clip_boxes(given, jnp.asarray(valid), image_size=(H, W),
-                                    box_format=fmt)
+    out = boxes.clip_boxes(given, jnp.asarray(valid), image_size=(H, W), box_format=fmt)
+    assert isinstance(out, boxes.ClippedBoxes) and out._fields == ("boxes", "valid")
+    got_b, got_v = out  # unpacks as a pair
+    assert got_b is out.boxes and got_v is out.valid
     np.testing.assert_array_equal(np.asarray(got_v), want_v)
     back = np.asarray(boxes.convert(got_b, src=fmt, dst="xyxy", image_size=(H, W)))
     np.testing.assert_allclose(back, want_b, atol=1e-4)
