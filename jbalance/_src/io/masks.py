@@ -59,6 +59,10 @@ _ID_MODES = frozenset({"P", "L", "1", "I;16", "I;16L", "I;16B", "I"})
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def _pillow() -> Any:
     try:
         from PIL import Image
@@ -134,8 +138,7 @@ def _class_list(root: pathlib.Path, mask_dir: pathlib.Path, layout: str, kind: s
                 class_names: Sequence[str] | None,
                 num_classes: int | None) -> tuple[list[str] | None, str, int]:
     """(names or None for "0".."max id", where they came from, bytes read)."""
-    if num_classes is not None and (isinstance(num_classes, bool) or
-                                    not isinstance(num_classes, int) or num_classes < 1):
+    if num_classes is not None and (not _is_int(num_classes) or num_classes < 1):
         raise ValueError(f"`num_classes` must be a positive integer; got {num_classes!r}.")
     names, source, nbytes = None, "", 0
     if class_names is not None:
@@ -378,12 +381,14 @@ def read_masks(folder: PathLike, *, class_names: Sequence[str] | None = None,
       ([[19, 0, 4]], [[1, 0, 1]], ['background', 'cat', 'dog'])
     """
     folder = pathlib.Path(folder)
-    if ignore_index is not None and (isinstance(ignore_index, bool) or
-                                     not isinstance(ignore_index, int) or ignore_index < 0):
+    if ignore_index is not None and (not _is_int(ignore_index) or ignore_index < 0):
         raise ValueError(f"`ignore_index` must be a non-negative integer or None; got "
                          f"{ignore_index!r}.")
-    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+    if not _is_int(max_pixels) or max_pixels < 1:
         raise ValueError(f"`max_pixels` must be a positive integer; got {max_pixels!r}.")
+    ignore_index = None if ignore_index is None else int(ignore_index)
+    max_pixels = int(max_pixels)
+    num_classes = None if num_classes is None else int(num_classes)
     root, mask_dir, layout = _resolve(folder)
     files, kind = _list_masks(root, mask_dir, layout, split, pattern)
     if not files:
