@@ -248,13 +248,3 @@ def test_bad_where():
         metrics.average_precision(np.ones((2, 1)), np.ones((2, 1), np.float32),
                                   where=np.ones(3, bool))
 
-
-def test_shape_annotations_hold():
-    from shape_check import check_call
-
-    rng = np.random.default_rng(9)
-    labels, scores = _multilabel(rng, 30, 4)
-    check_call(metrics.average_precision, labels, scores)
-    check_call(metrics.average_precision, labels, scores, where=np.ones(30, bool))
-    with pytest.raises(AssertionError):
-        check_call(metrics.average_precision, labels, scores[:, :3])

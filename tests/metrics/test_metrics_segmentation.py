@@ -234,14 +234,3 @@ def test_bad_confusion_shape():
     with pytest.raises(ValueError, match="confusion"):
         metrics.segmentation_report(np.zeros((3, 2)))
 
-
-def test_shape_annotations_hold():
-    from shape_check import check_call
-
-    rng = np.random.default_rng(6)
-    labels, predictions = _maps(rng)
-    cm = check_call(metrics.segmentation_confusion, labels, predictions, num_classes=5,
-                    where=np.ones(labels.shape, bool))
-    check_call(metrics.segmentation_confusion, labels,
-               rng.normal(size=labels.shape + (5,)).astype(np.float32), num_classes=5)
-    check_call(metrics.segmentation_report, cm)
