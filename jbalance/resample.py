@@ -11,15 +11,15 @@ from jbalance._src.resample.api import objective_value as objective_value
 from jbalance._src.resample.api import relax as relax
 from jbalance._src.resample.api import solve as solve
 from jbalance._src.resample.api import solve_path as solve_path
-from jbalance._src.resample.baselines import Summary as Summary
-from jbalance._src.resample.baselines import indices as indices
-from jbalance._src.resample.baselines import repeat_factor_sampling as repeat_factor_sampling
-from jbalance._src.resample.baselines import stochastic_round as stochastic_round
-from jbalance._src.resample.baselines import summary as summary
 from jbalance._src.resample.plan import Plan as Plan
 from jbalance._src.resample.plan import SweepPoint as SweepPoint
 from jbalance._src.resample.plan import plan as plan
 from jbalance._src.resample.relax import Relaxed as Relaxed
+from jbalance._src.resample.summary import Summary as Summary
+from jbalance._src.resample.summary import summary as summary
+from jbalance._src.sampling.repeats import indices as indices
+from jbalance._src.sampling.repeats import repeat_factor_sampling as repeat_factor_sampling
+from jbalance._src.sampling.repeats import stochastic_round as stochastic_round
 
 __all__ = [
     "Plan",

@@ -9,8 +9,9 @@ import numpy as np
 
 from jbalance._src import tables
 from jbalance._src.resample import api as _api
-from jbalance._src.resample import baselines as _baselines
 from jbalance._src.resample import problem as _problem
+from jbalance._src.resample import summary as _summary
+from jbalance._src.sampling import repeats as _repeats
 
 
 class SweepPoint(NamedTuple):
@@ -45,11 +46,11 @@ class Plan(NamedTuple):
 
     solution: _api.Solution
     repeats: np.ndarray
-    summary: _baselines.Summary
+    summary: _summary.Summary
     lam: float
     lvis_threshold: float
     lvis_repeats: np.ndarray
-    lvis: _baselines.Summary
+    lvis: _summary.Summary
     empty_classes: tuple[int, ...]
     sweep: tuple[SweepPoint, ...] | None
     seconds: float
@@ -106,7 +107,7 @@ def default_lvis_threshold(obj: _problem.Objects) -> float:
     LVIS's own 0.001 never triggers on a small-vocabulary set such as VOC; the median makes
     the baseline repeat the rarer half of the classes on any data set.
     """
-    pairs = np.unique(obj.img * obj.num_classes + obj.cls)
+    pairs = np.unique(obj.img.astype(np.int64) * obj.num_classes + obj.cls)
     freq = np.bincount(pairs % obj.num_classes, minlength=obj.num_classes) / obj.num_images
     freq = freq[freq > 0]
     return float(np.median(freq)) if freq.size else 1e-3
@@ -178,17 +179,17 @@ def plan(
         counts = _problem.class_ids_to_counts(counts, num_classes)
     totals = _problem.class_totals(obj)
     empty = tuple(int(c) for c in np.flatnonzero(totals == 0))
+    threshold = default_lvis_threshold(obj) if lvis_threshold is None else float(lvis_threshold)
+    del obj  # the solve builds its own; a large set's object list need not be held twice
     options = dict(target=target, max_repeat=max_repeat, num_steps=num_steps,
                    empty_classes="ignore" if empty else "error", progress=progress)
     t0 = time.perf_counter()
     sol = _api.solve(counts, lam=lam, **options)
     repeats = np.asarray(sol.repeats).astype(np.int64)
     seconds = time.perf_counter() - t0
-    summ = _baselines.summary(counts, repeats)
-    threshold = default_lvis_threshold(obj) if lvis_threshold is None else float(lvis_threshold)
-    rf = _baselines.repeat_factor_sampling(counts, threshold=threshold)
-    lvis_repeats = np.asarray(_baselines.stochastic_round(key, rf)).astype(
-            np.int64)
+    summ = _summary.summary(counts, repeats)
+    rf = _repeats.repeat_factor_sampling(counts, threshold=threshold)
+    lvis_repeats = np.asarray(_repeats.stochastic_round(key, rf)).astype(np.int64)
     lam_used = float(np.asarray(sol.lam))
     points = None
     if sweep:
@@ -198,7 +199,7 @@ def plan(
         objs = np.asarray(path.objective)
         points = []
         for j, lm in enumerate(lams):
-            s = _baselines.summary(counts, reps[j])
+            s = _summary.summary(counts, reps[j])
             points.append(SweepPoint(lam=float(lm), objective=float(objs[j]),
                                      ratio_after=s.ratio_after, cv_after=s.cv_after,
                                      dropped=s.dropped, duplicated=s.duplicated,
@@ -206,5 +207,5 @@ def plan(
         points = tuple(points)
     return Plan(solution=sol, repeats=repeats, summary=summ, lam=lam_used,
                 lvis_threshold=threshold, lvis_repeats=lvis_repeats,
-                lvis=_baselines.summary(counts, lvis_repeats), empty_classes=empty,
+                lvis=_summary.summary(counts, lvis_repeats), empty_classes=empty,
                 sweep=points, seconds=seconds)

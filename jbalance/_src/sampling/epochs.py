@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from jbalance._src.sampling import repeats as _repeats
+
 _MODES = ("repeats", "probs")
 
 
@@ -97,15 +99,11 @@ def full_epoch(seed: int, weights: np.ndarray, epoch: int, *, shuffle: bool, mod
         if not shuffle:
             idx.sort()
         return idx
-    if np.issubdtype(weights.dtype, np.integer):
-        counts = weights
-    else:
-        # Stochastic rounding afresh each epoch (detectron2's RepeatFactorTrainingSampler):
-        # floor(r + u) = floor(r) + Bernoulli(r - floor(r)) for u ~ U[0, 1), so
-        # E[count_i] = r_i exactly (u on a 2^-24 grid: float32 draws are twice as fast).
-        counts = np.add(weights, rng.random(n, dtype=np.float32), dtype=np.float64)
-        counts = counts.astype(np.int64)  # truncation == floor for non-negative values
-    idx = np.repeat(np.arange(n, dtype=np.int64), counts)
+    # Fractional factors: stochastic rounding afresh each epoch (as detectron2's
+    # RepeatFactorTrainingSampler), the same rule as `resample.stochastic_round`.
+    counts = weights if np.issubdtype(weights.dtype, np.integer) else \
+        _repeats.round_host(rng, weights)
+    idx = _repeats.expand(counts)
     if shuffle:
         rng.shuffle(idx)
     return idx

@@ -1,37 +1,55 @@
-r"""Baselines and helpers around a plan: LVIS repeat-factor sampling, stochastic rounding,
-the index list, and before/after statistics."""
+r"""From weights to indices, in one place: repeat factors, stochastic rounding, index lists.
 
-from typing import NamedTuple
+* `repeat_factor_sampling`: per-image repeat factors from class frequencies (LVIS).
+* `stochastic_round` (a JAX ``key``) and `round_host` (a NumPy generator): the one rounding
+  rule ``floor(r) + [u < r - floor(r)]``, written once (`_round`).
+* `indices` and `expand`: repeat counts to the index list.
+
+`jbalance.resample` (the LVIS baseline, the solver's index list) and `jbalance.sampling`
+(per-epoch rounding of repeat factors) both import from here.
+"""
+
+import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jbalance._src import checks, tables
-from jbalance._src.resample.problem import class_totals as _class_totals
+from jbalance._src import checks
 from jbalance._src.resample.problem import objects as _objects
 from jbalance._src.typing import ArrayLike, Float, Int, Num, PRNGKey
 
+# ---------------------------------------------------------------------------------------
+# Repeat factors.
+# ---------------------------------------------------------------------------------------
 
-class Summary(NamedTuple):
-    r"""Class balance before and after resampling (see `summary`); ``._asdict()`` is JSON-ready."""
 
-    totals_before: np.ndarray
-    totals_after: np.ndarray
-    ratio_before: float
-    ratio_after: float
-    cv_before: float
-    cv_after: float
-    dropped: int
-    duplicated: int
-    size_before: int
-    size_after: int
-    erased: tuple[int, ...]
+def _presence(counts: Any) -> tuple[Any, Any, Any, int, int]:
+    """``counts`` as a presence object list ``(img, cls, present, N, C)``, sorted by image.
+
+    Dense input (NumPy or JAX, traced or concrete) lists every entry, with ``present``
+    the mask ``counts > 0``; sparse input lists each (image, class) pair once.
+    """
+    if isinstance(counts, (jax.Array, np.ndarray)):
+        if checks.is_concrete(counts):
+            _objects(counts)  # value checks (negative, NaN, non-integer counts)
+        checks.check_rank(counts, 2, "counts", "([num_images, num_classes])")
+        n, c = counts.shape
+        img = jnp.repeat(jnp.arange(n, dtype=jnp.int32), c)
+        cls = jnp.tile(jnp.arange(c, dtype=jnp.int32), n)
+        return img, cls, (jnp.asarray(counts) > 0).reshape(-1), n, c
+    obj = _objects(counts)
+    # Duplicate (image, class) entries of a sparse matrix count once.
+    pairs = np.unique(obj.img.astype(np.int64) * obj.num_classes + obj.cls)
+    img = jnp.asarray(pairs // obj.num_classes, jnp.int32)
+    cls = jnp.asarray(pairs % obj.num_classes, jnp.int32)
+    return img, cls, jnp.ones(pairs.shape, bool), obj.num_images, obj.num_classes
 
 
 def repeat_factor_sampling(counts: Num[" n *c"], *, threshold: ArrayLike = 0.001,
                            sqrt: bool = True) -> Float[" n"]:
-    r"""Expected repeat factors of LVIS repeat-factor sampling (a baseline).
+    r"""Expected per-image repeat factors from class frequencies (LVIS; a baseline).
 
     As in LVIS and detectron2's ``RepeatFactorTrainingSampler``: with :math:`f_c` the
     fraction of images that contain class ``c``,
@@ -39,21 +57,22 @@ def repeat_factor_sampling(counts: Num[" n *c"], *, threshold: ArrayLike = 0.001
     .. math::
       r_c = \max\Big(1, \sqrt{t / f_c}\Big), \qquad r_i = \max_{c \in i} r_c,
 
-    and images without any class get ``r_i = 1``. It never drops an image, so it cannot
-    lower frequent classes; compare with `solve`.
+    and images without any class get ``r_i = 1``.
+    It never drops an image, so it cannot lower frequent classes; compare with
+    `jbalance.resample.solve`.
 
     Args:
       counts: ``[N, C]`` counts or presence (only ``> 0`` matters): dense, BCOO or scipy.
         A dense JAX array works under ``jit`` (and ``threshold`` is traceable).
-      threshold: frequency threshold ``t`` (LVIS and detectron2 use 0.001; on the 20
-        classes of Pascal VOC, 0.1 is the value in the benchmarks). Must be > 0.
+      threshold: frequency threshold ``t`` (LVIS and detectron2 use 0.001). Must be > 0.
       sqrt: static; ``True`` uses :math:`\sqrt{t/f_c}` (LVIS), ``False`` uses ``t/f_c``.
 
     Returns:
-      float32 ``[N]`` expected repeat factors (round them with `stochastic_round`).
+      float32 ``[N]`` expected repeat factors (round them with `stochastic_round`, or let
+      `jbalance.sampling.epoch_indices` round them afresh every epoch).
 
     Raises:
-      ValueError: bad ``counts`` (see `solve`) or ``threshold <= 0``.
+      ValueError: bad ``counts`` (see `jbalance.resample.solve`) or ``threshold <= 0``.
 
     Examples:
       >>> import numpy as np
@@ -69,31 +88,41 @@ def repeat_factor_sampling(counts: Num[" n *c"], *, threshold: ArrayLike = 0.001
     .. versionadded:: 0.1.0
     """
     checks.check_scalar_range(threshold, "threshold", low=0.0, low_inclusive=False)
-    if isinstance(counts, (jax.Array, np.ndarray)):
-        # Dense input: a pure jnp formula (works under jit); value checks when concrete.
-        if checks.is_concrete(counts):
-            _objects(counts)
-        checks.check_rank(counts, 2, "counts", "([num_images, num_classes])")
-        present = jnp.asarray(counts) > 0
-        dtype = jnp.float32
-        freq = jnp.mean(present.astype(dtype), axis=0)
-        t = jnp.asarray(threshold, dtype)
-        ratio = t / jnp.maximum(freq, jnp.finfo(dtype).tiny)
-        rc = jnp.maximum(1, jnp.sqrt(ratio) if sqrt else ratio)
-        return jnp.max(jnp.where(present, rc[None, :], jnp.ones((), dtype)), axis=1)
-    obj = _objects(counts)
-    # Duplicate (image, class) entries of a sparse matrix count once for the frequency.
-    pairs = np.unique(obj.img * obj.num_classes + obj.cls)
-    img_u, cls_u = pairs // obj.num_classes, pairs % obj.num_classes
-    present_cls = np.bincount(cls_u, minlength=obj.num_classes)
-    freq = jnp.asarray(present_cls / obj.num_images, jnp.float32)
-    t = jnp.asarray(threshold, jnp.float32)
-    ratio = t / jnp.maximum(freq, jnp.finfo(jnp.float32).tiny)
+    img, cls, present, n, c = _presence(counts)
+    return _factors(img, cls, present, jnp.asarray(threshold, jnp.float32), num_images=n,
+                    num_classes=c, sqrt=bool(sqrt))
+
+
+@functools.partial(jax.jit, static_argnames=("num_images", "num_classes", "sqrt"))
+def _factors(img: Any, cls: Any, present: Any, threshold: Any, *, num_images: int,
+             num_classes: int, sqrt: bool) -> Any:
+    """`repeat_factor_sampling` on a presence object list (dense and sparse alike)."""
+    dtype = jnp.float32
+    on = present.astype(dtype)
+    freq = jax.ops.segment_sum(on, cls, num_segments=num_classes) / num_images
+    ratio = threshold / jnp.maximum(freq, jnp.finfo(dtype).tiny)
     rc = jnp.maximum(1, jnp.sqrt(ratio) if sqrt else ratio)
-    per = rc[jnp.asarray(cls_u, jnp.int32)]
-    out = jax.ops.segment_max(per, jnp.asarray(img_u, jnp.int32), num_segments=obj.num_images,
-                              indices_are_sorted=True)
+    per = rc[cls]
+    # Absent entries count as 1, which every factor is at least: images without any class
+    # get 1 too.
+    out = jax.ops.segment_max(jnp.where(present, per, jnp.ones((), dtype)), img,
+                              num_segments=num_images, indices_are_sorted=True)
     return jnp.maximum(out, 1)
+
+
+# ---------------------------------------------------------------------------------------
+# Stochastic rounding: one rule, a JAX key or a NumPy generator.
+# ---------------------------------------------------------------------------------------
+
+
+def _round(rates: Any, u: Any, xp: Any) -> Any:
+    """``floor(r) + [u < r - floor(r)]`` for ``u ~ U[0, 1)``: ``E[out] = r``, exactly.
+
+    (``floor(r + u)`` has the same law, but ``r + u`` can round up to the next integer in
+    float32.) ``xp`` is ``jax.numpy`` (`stochastic_round`) or ``numpy`` (`round_host`).
+    """
+    base = xp.floor(rates)
+    return base + (u < rates - base).astype(rates.dtype)
 
 
 def stochastic_round(key: PRNGKey, rates: Float[" n"]) -> Int[" n"]:
@@ -121,9 +150,26 @@ def stochastic_round(key: PRNGKey, rates: Float[" n"]) -> Int[" n"]:
     rates = checks.check_array(rates, "rates")
     checks.check_floating(rates, "rates")
     rates = jnp.asarray(rates)
-    base = jnp.floor(rates)
     u = jax.random.uniform(key, rates.shape, rates.dtype)
-    return (base + (u < rates - base).astype(rates.dtype)).astype(jnp.int32)
+    return _round(rates, u, jnp).astype(jnp.int32)
+
+
+def round_host(rng: np.random.Generator, rates: np.ndarray) -> np.ndarray:
+    """`stochastic_round`'s rule on the host: int64 counts from float64 ``rates``.
+
+    The uniforms are float32 draws (on a 2^-24 grid).
+    """
+    return _round(rates, rng.random(rates.shape[0], dtype=np.float32), np).astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------------
+# Index lists.
+# ---------------------------------------------------------------------------------------
+
+
+def expand(counts: np.ndarray) -> np.ndarray:
+    """Host int64 index list: ``i`` repeated ``counts[i]`` times, in order."""
+    return np.repeat(np.arange(counts.shape[0], dtype=np.int64), counts)
 
 
 def indices(repeats: Num[" n"], *, total_size: int | None = None) -> Int[" m"]:
@@ -168,7 +214,7 @@ def indices(repeats: Num[" n"], *, total_size: int | None = None) -> Int[" m"]:
                           or (host < 0).any()):
             raise ValueError("`repeats` must be finite non-negative integers (e.g. "
                              "`solve(...).repeats` or `stochastic_round(key, rates)`).")
-        out = np.repeat(np.arange(host.size, dtype=np.int64), host.astype(np.int64))
+        out = expand(host.astype(np.int64))
         if total_size is None or total_size == out.size:
             return out
         if total_size < out.size:
@@ -181,49 +227,3 @@ def indices(repeats: Num[" n"], *, total_size: int | None = None) -> Int[" m"]:
     reps = jnp.asarray(repeats).astype(jnp.int32)
     return jnp.repeat(jnp.arange(reps.shape[0], dtype=jnp.int32), reps,
                       total_repeat_length=total_size)
-
-
-def summary(counts: Num[" n *c"], repeats: Num[" n"]) -> Summary:
-    r"""Class totals and balance statistics before and after applying ``repeats``.
-
-    Args:
-      counts: ``[N, C]`` counts (dense, BCOO or scipy.sparse).
-      repeats: ``[N]`` non-negative repeat counts (e.g. ``solve(...).repeats``).
-
-    Returns:
-      A `Summary`: ``totals_before``/``totals_after`` (float64 ``[C]``),
-      ``ratio_before``/``ratio_after`` (max/min class total; ``inf`` when a class total is
-      0 and another is not, 1 when all are 0), ``cv_before``/``cv_after`` (population
-      standard deviation / mean of the class totals, 0 when all are 0; the same rule as
-      `jbalance.report`),
-      ``dropped`` (images with ``r = 0``), ``duplicated`` (``r > 1``),
-      ``size_before``/``size_after`` (number of images), ``erased`` (classes whose total
-      went from > 0 to 0). Plain Python/NumPy values: ``._asdict()`` is JSON-ready after
-      ``.tolist()`` of the two arrays.
-
-    Raises:
-      ValueError: bad ``counts``, or ``repeats`` of the wrong shape or negative.
-
-    Examples:
-      >>> from jbalance import resample
-      >>> s = resample.summary([[1, 0], [1, 0], [0, 1]], [1, 0, 2])
-      >>> s.totals_after.tolist(), s.ratio_before, s.ratio_after
-      ([1.0, 2.0], 2.0, 2.0)
-
-    .. versionadded:: 0.1.0
-    """
-    obj = _objects(counts)
-    r = np.asarray(repeats)
-    checks.check_shape(r, (obj.num_images,), "repeats", "([num_images])")
-    if not np.issubdtype(r.dtype, np.number) or not np.isfinite(r).all() or (r < 0).any():
-        raise ValueError("`repeats` must be finite and non-negative (e.g. "
-                         "`solve(...).repeats`).")
-    before = _class_totals(obj)
-    after = _class_totals(obj, r)
-    rb, cb = tables.balance_stats(before)
-    ra, ca = tables.balance_stats(after)
-    erased = tuple(int(c) for c in np.flatnonzero((before > 0) & (after <= 0)))
-    return Summary(totals_before=before, totals_after=after, ratio_before=rb, ratio_after=ra,
-                   cv_before=cb, cv_after=ca, dropped=int((r == 0).sum()),
-                   duplicated=int((r > 1).sum()), size_before=int(obj.num_images),
-                   size_after=int(np.asarray(r, np.int64).sum()), erased=erased)
