@@ -176,19 +176,28 @@ def _unpad(sol: Solution, st: _Setup) -> Solution:
     """Drops the padding images of a host-prepared problem."""
     if st.host is None:
         return sol
-    n = st.host.obj.num_images
+    n = st.host.num_images
     return sol._replace(rates=sol.rates[..., :n], repeats=sol.repeats[..., :n])
 
 
 def _check_guard(st: _Setup, sol: Solution) -> None:
-    """On concrete results, the guard is verified on the host in float64."""
+    """On concrete results, the guard is verified on the host in float64 (every row of a
+    path), from the device's object list (padding objects have value 0), in chunks so that
+    the check adds little memory to a large solve."""
     if st.host is None or not checks.is_concrete(sol.repeats):
         return
-    r = np.asarray(sol.repeats)
-    s = _problem.class_totals(st.host.obj, r.reshape(-1, r.shape[-1])[0]) if r.ndim > 1 \
-        else _problem.class_totals(st.host.obj, r)
-    if (s < st.host.guard - 1e-9).any():  # pragma: no cover - the repair prevents this.
-        raise RuntimeError("resample: the repair could not restore the class guard.")
+    full = st.problem.full
+    img, cls, vals = np.asarray(full.img), np.asarray(full.cls), np.asarray(full.vals)
+    chunk = 1 << 20
+    for row in np.asarray(sol.repeats).reshape(-1, st.host.num_images):
+        ext = np.r_[row.astype(np.float64), 0.0]  # padding objects point past the images
+        s = np.zeros(st.host.guard.size)
+        for lo in range(0, img.size, chunk):
+            sl = slice(lo, lo + chunk)
+            s += np.bincount(cls[sl], weights=vals[sl] * ext[np.minimum(img[sl], row.size)],
+                             minlength=s.size)
+        if (s < st.host.guard - 1e-9).any():  # pragma: no cover - the repair prevents this.
+            raise RuntimeError("resample: the repair could not restore the class guard.")
 
 
 def solve(
@@ -258,14 +267,14 @@ def solve(
       tau: tempering exponent for a statistic target: ``T_c = m (n_c / m)^tau`` with ``m``
         the statistic and ``n_c`` the original totals (0 = uniform, 1 = unchanged).
       max_repeat: static int ``M >= 1``, the most copies of one image.
-      num_steps: static number of solver steps (300 by default: within 0.1% of the LP
-        optimum on VOC 2007+2012; ``lower_bound`` tells how far a run can still be).
+      num_steps: static number of solver steps (default 300; ``lower_bound`` tells how far
+        a run can still be from the optimum; docs/resample.md has measured gaps).
       objective: ``"l1"`` (default, exact LP, primal-dual), or a smooth ``"squared"``,
         ``"log"`` or ``"huber"`` objective minimised with ``optimizer``.
       step_ratio: primal/dual step balance of the primal-dual method, in units of the
         median target: ``eta = step_ratio * median(T)``, ``tau_i = eta / sum_c Y_ic``,
-        ``sigma_c = 1 / (eta n_c)``. Any value > 0 converges; 1 (default) was best on
-        VOC and Enron among 0.1, 0.3, 1.
+        ``sigma_c = 1 / (eta n_c)``. Any value > 0 converges (default 1; docs/resample.md
+        compares values).
       optimizer: an ``optax.GradientTransformation`` for the smooth objectives.
       delta: smoothing width of ``"huber"`` (and of ``|r - 1|`` in the smooth objectives).
       empty_classes: ``"error"`` (default) raises when a class has no example at all;
@@ -381,7 +390,7 @@ def relax(
                 dedupe=dedupe, num_classes=num_classes)
     rel = _relax_core(st.problem, st.lam, step_ratio, cfg=st.config)
     return rel if st.host is None else rel._replace(
-            rates=rel.rates[..., :st.host.obj.num_images])
+            rates=rel.rates[..., :st.host.num_images])
 
 
 def solve_path(

@@ -24,11 +24,12 @@ MAX_TOTAL = float(2**28)
 
 
 class Objects(NamedTuple):
-    """Validated object list, sorted by image. ``vals`` are float64 on the host."""
+    """Validated object list, sorted by image, in int32 (half the host memory of int64: the
+    list of a large set is its largest host array)."""
 
-    img: np.ndarray   # int64 [nnz]
-    cls: np.ndarray   # int64 [nnz]
-    vals: np.ndarray  # float64 [nnz], > 0
+    img: np.ndarray   # int32 [nnz]
+    cls: np.ndarray   # int32 [nnz]
+    vals: np.ndarray  # int32 [nnz], > 0
     num_images: int
     num_classes: int
 
@@ -108,27 +109,34 @@ def objects(counts: Any, name: str = "counts", num_classes: int | None = None) -
     bad = checks.count_problem(vals)
     if bad is not None:
         raise ValueError(f"`{name}`: {bad[1]} (pass object counts or 0/1 presence).")
-    vals = np.asarray(vals, np.float64)
     if n_img < 1 or n_cls < 1:
         raise ValueError(f"`{name}` must have at least one image and one class, got shape "
                          f"{(n_img, n_cls)}.")
-    keep = vals > 0
-    rows, cols, vals = (np.asarray(rows, np.int64)[keep], np.asarray(cols, np.int64)[keep],
-                        vals[keep])
-    if rows.size > 1 and (np.diff(rows) < 0).any():
+    if max(n_img, n_cls) >= 2**31:
+        raise ValueError(f"`{name}` has shape {(n_img, n_cls)}; at most 2**31 - 1 images "
+                         "and classes are supported (int32 indices).")
+    # Memory: int32 throughout, and boolean tests rather than int64 differences, so that the
+    # temporaries of a large list stay small (freed host memory is not always returned).
+    keep = np.asarray(vals) > 0
+    rows, cols, vals = (np.asarray(rows)[keep].astype(np.int32, copy=False),
+                        np.asarray(cols)[keep].astype(np.int32, copy=False),
+                        np.asarray(vals)[keep].astype(np.int32, copy=False))
+    if rows.size > 1 and (rows[1:] < rows[:-1]).any():
         order = np.argsort(rows, kind="stable")
         rows, cols, vals = rows[order], cols[order], vals[order]
-    if rows.size > 1:
+    if rows.size > 1 and ((rows[1:] == rows[:-1]) & (cols[1:] <= cols[:-1])).any():
         # A non-canonical sparse matrix may repeat an (image, class) entry: add them up, so
         # that every image lists each class once (the repair relies on it).
-        key = rows * n_cls + cols
-        same_img = rows[1:] == rows[:-1]
-        if (same_img & (np.diff(cols) <= 0)).any():
-            order = np.argsort(key, kind="stable")
-            key, vals = key[order], vals[order]
-            uniq, start = np.unique(key, return_index=True)
-            vals = np.add.reduceat(vals, start)
-            rows, cols = uniq // n_cls, uniq % n_cls
+        key = rows.astype(np.int64) * n_cls + cols
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        uniq, start = np.unique(key, return_index=True)
+        sums = np.add.reduceat(vals[order].astype(np.int64), start)
+        if sums.max() > MAX_TOTAL:
+            raise ValueError(f"`{name}`: a count of {sums.max()} is too large for 32-bit "
+                             f"arithmetic (limit {MAX_TOTAL:.3g}); pass presence instead.")
+        rows, cols = (uniq // n_cls).astype(np.int32), (uniq % n_cls).astype(np.int32)
+        vals = sums.astype(np.int32)
     totals = np.bincount(cols, weights=vals, minlength=int(n_cls))
     if totals.size and totals.max() > MAX_TOTAL:
         raise ValueError(f"`{name}`: a class total of {totals.max():.3g} is too large for "
@@ -264,8 +272,8 @@ def dedupe(obj: Objects) -> tuple[Objects, np.ndarray, np.ndarray]:
     g = group_of_rep[obj.img]
     keep = g >= 0
     order = np.argsort(g[keep], kind="stable")
-    red = Objects(g[keep][order], obj.cls[keep][order], obj.vals[keep][order], int(first.size),
-                  obj.num_classes)
+    red = Objects(g[keep][order].astype(np.int32), obj.cls[keep][order],
+                  obj.vals[keep][order], int(first.size), obj.num_classes)
     return red, mult.astype(np.float64), inverse.reshape(-1)
 
 
@@ -386,10 +394,14 @@ def row_width(n: int) -> int:
 
 
 class Host(NamedTuple):
-    """A problem prepared on the host, plus what only the host knows (static)."""
+    """A problem prepared on the host, plus what only the host knows (static).
+
+    The object list itself is not kept: once laid out on the device it would only double
+    the host memory of a large solve (the guard check reads the device copy).
+    """
 
     problem: Problem
-    obj: Objects
+    num_images: int
     target: np.ndarray
     guard: np.ndarray
     lam: float       # default lam = 0.5 / median class total
@@ -410,30 +422,41 @@ def build(counts: Any, *, target: Any, tau: Any, empty_classes: str, dtype: Any,
         red, mult, inverse = dedupe(obj)
     else:
         red, mult, inverse = obj, None, np.arange(obj.num_images)
-    host, _ = layout(red, tgt, guard, dtype, shards, mult)
-    data = put(host, mesh, axis)
+    data = put(layout(red, tgt, guard, dtype, shards, mult)[0], mesh, axis)
+    del red, mult  # host copies: only the device layout is needed from here on
+    full, width = _full(obj, inverse, dedupe_rows)
+    prob = Problem(data=data, full=full, totals=jnp.asarray(totals, dtype))
+    return Host(prob, obj.num_images, tgt, guard, lam, width)
+
+
+def _device_int32(length: int, head: np.ndarray, fill: int) -> Array:
+    """``[length]`` int32 device array: ``head`` then ``fill`` (one host buffer at a time)."""
+    out = np.full(length, fill, np.int32)
+    out[:head.size] = head
+    return jnp.asarray(out)
+
+
+def _full(obj: Objects, inverse: np.ndarray, dedupe_rows: bool) -> tuple[Full, int]:
+    """The full object list for rounding and repair, built in int32 straight away."""
     n = obj.num_images
     # Image and object counts are bucketed like the relaxed layout, so that problems of
     # similar size share one compiled program; padding images have no objects and rate 1.
     n_pad = bucket(n)
     nnz = obj.img.size
-    indptr = np.searchsorted(obj.img, np.arange(n_pad + 1)).astype(np.int32)
+    indptr = np.zeros(n_pad + 1, np.int32)
+    np.cumsum(np.bincount(obj.img, minlength=n_pad), out=indptr[1:])
     width = row_width(int(np.diff(indptr).max()) if n else 1)
-    extra = bucket(nnz + width) - nnz
-    pad = np.zeros(extra, np.int64)
+    length = bucket(nnz + width)
     # Rounding order: by content hash (the dedupe groups are numbered in hash order).
     group = inverse if dedupe_rows else np.argsort(np.argsort(_row_hash(obj), kind="stable"))
-    order = np.r_[np.argsort(group, kind="stable"), np.arange(n, n_pad)]
-    full = Full(img=jnp.asarray(np.r_[obj.img, pad + n_pad - 1].astype(np.int32)),
-                cls=jnp.asarray(np.r_[obj.cls, pad].astype(np.int32)),
-                vals=jnp.asarray(np.r_[obj.vals, pad].astype(np.int32)),
-                indptr=jnp.asarray(indptr),
-                order=jnp.asarray(order.astype(np.int32)),
-                inverse=jnp.asarray(np.r_[inverse, np.zeros(n_pad - n, np.int64)]
-                                    .astype(np.int32)),
-                num_images=jnp.asarray(n, jnp.int32))
-    prob = Problem(data=data, full=full, totals=jnp.asarray(totals, dtype))
-    return Host(prob, obj, tgt, guard, lam, width)
+    order = np.arange(n_pad, dtype=np.int32)
+    order[:n] = np.argsort(group, kind="stable")
+    return Full(img=_device_int32(length, obj.img, n_pad - 1),
+                cls=_device_int32(length, obj.cls, 0),
+                vals=_device_int32(length, obj.vals, 0),
+                indptr=jnp.asarray(indptr), order=jnp.asarray(order),
+                inverse=_device_int32(n_pad, inverse, 0),
+                num_images=jnp.asarray(n, jnp.int32)), width
 
 
 def build_traced(counts: Array, *, target: Any, tau: Any, dtype: Any) -> Problem:

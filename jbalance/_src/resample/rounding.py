@@ -45,6 +45,17 @@ def group_round(rates: Array, order: Array, max_repeat: int) -> Array:
     return jnp.clip(out, 0, max_repeat)
 
 
+# Objects per block of the repair's scoring pass (see `repair`): a few MB of temporaries.
+_BLOCK = 1 << 16
+
+
+def object_block(length: int) -> int:
+    """Static block size of the repair's pass over an object list of ``length`` entries:
+    ``_BLOCK`` when it divides a long list (bucketed lengths above ``2**20`` are multiples
+    of ``2**16``), else the whole list in one block."""
+    return _BLOCK if length > 4 * _BLOCK and length % _BLOCK == 0 else length
+
+
 def totals_of(full: Full, repeats: Array, num_classes: int) -> Array:
     """int32 ``[C]`` class totals ``s(r) = Y^T r`` over the full object list."""
     return jax.ops.segment_sum(full.vals * repeats[full.img], full.cls,
@@ -87,15 +98,33 @@ def repair(full: Full, r0: Array, target: Array, weight: Array, guard: Array, la
     def img_term(r):
         return jnp.abs(r.astype(dtype) - 1)
 
+    length = img.shape[0]
+    block = object_block(length)
+
+    def move_sums(s):
+        """``[N, 4]`` per-image sums of (dF, dV) for +1 and for -1, block by block.
+
+        Memory: the object list is walked in blocks of ``block`` objects, so that the
+        per-object gathers and terms are ``[block]`` temporaries rather than ``[nnz]`` ones
+        (which XLA would also hoist out of the repair loop and hold throughout).
+        """
+        def body(b, acc):
+            lo = b * block
+            c = jax.lax.dynamic_slice(cls, (lo,), (block,))
+            v = jax.lax.dynamic_slice(vals, (lo,), (block,))
+            i = jax.lax.dynamic_slice(img, (lo,), (block,))
+            sc = s[c]
+            base_f, base_v = loss(c, sc), viol(c, sc)
+            sp, sm = sc + v, sc - v
+            per = jnp.stack([loss(c, sp) - base_f, viol(c, sp) - base_v,
+                             loss(c, sm) - base_f, viol(c, sm) - base_v], axis=1)
+            return acc.at[i].add(per, indices_are_sorted=True)
+
+        return jax.lax.fori_loop(0, length // block, body, jnp.zeros((n, 4), dtype))
+
     def one_round(carry):
         r, s, rounds, _ = carry
-        sc = s[cls]
-        base_f, base_v = loss(cls, sc), viol(cls, sc)
-        sp, sm = sc + vals, sc - vals
-        # The four per-image sums (dF, dV for +1 and -1) in one segment_sum.
-        per_obj = jnp.stack([loss(cls, sp) - base_f, viol(cls, sp) - base_v,
-                             loss(cls, sm) - base_f, viol(cls, sm) - base_v], axis=1)
-        sums = jax.ops.segment_sum(per_obj, img, num_segments=n, indices_are_sorted=True)
+        sums = move_sums(s)
         scores = []
         for j, d in enumerate((1, -1)):
             df = sums[:, 2 * j] + lam * (img_term(r + d) - img_term(r))
