@@ -158,37 +158,71 @@ def _fmt(x: float, digits: int = 2) -> str:
 class _Progress:
     """Host callback ``progress(step, objective)`` that draws the solver's progress on stderr.
 
-    On a terminal it redraws one line; otherwise (logs, pipes) it writes one line per call.
+    On a terminal it redraws one line (``\\r``); otherwise (logs, pipes) it writes one line
+    per report. It says when XLA is compiling, which is most of a small solve: `start`
+    before the first call that compiles, and again before the sweep's own program. The
+    sweep's callbacks arrive once per value of ``lam`` and step (a vmapped loop); they are
+    gathered into one report per step.
     """
 
-    def __init__(self, label: str, total: int | None, enabled: bool = True):
-        self.label = label
+    def __init__(self, total: int, *, sweep_points: int = 0, enabled: bool = True,
+                 stream: Any = None):
         self.total = total
+        self.sweep_points = sweep_points
         self.enabled = enabled
-        self.tty = sys.stderr.isatty()
+        self.stream = sys.stderr if stream is None else stream
+        self.tty = self.stream.isatty()
         self.start = time.perf_counter()
         self.calls = 0
+        self.label = "solving"
+        self.pending: list[float] = []
+        self.drawn = False
+        self.width = 78
+
+    def _write(self, line: str) -> None:
+        if not self.enabled:
+            return
+        if self.tty:
+            # Pad to the widest line drawn so far, so that no tail of it is left behind.
+            self.width = max(self.width, len(line))
+            self.stream.write("\r" + line.ljust(self.width))
+            self.drawn = True
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def _elapsed(self) -> str:
+        return f"({time.perf_counter() - self.start:.1f} s)"
+
+    def compiling(self, what: str) -> None:
+        """Says that XLA is compiling ``what`` (call it before the call that compiles)."""
+        self._write(f"  {what}: compiling with XLA ... {self._elapsed()}")
 
     def __call__(self, step: Any, objective: Any) -> None:
         self.calls += 1
-        if not self.enabled:
-            return
-        obj = np.asarray(objective, dtype=np.float64)
-        value = f"{float(obj):.6g}" if obj.ndim == 0 else \
-            f"{float(obj.min()):.4g}..{float(obj.max()):.4g}"
-        total = f"/{self.total}" if self.total else ""
-        line = (f"  {self.label}: step {int(np.asarray(step))}{total}  objective {value}  "
-                f"({time.perf_counter() - self.start:.1f} s)")
-        if self.tty:
-            sys.stderr.write("\r" + line.ljust(78))
+        step = int(np.asarray(step))
+        values = np.asarray(objective, dtype=np.float64).reshape(-1)
+        if self.label == "sweep":
+            # One callback per lam: report the step once all of them have arrived.
+            self.pending.extend(values.tolist())
+            if len(self.pending) < self.sweep_points:
+                return
+            values, self.pending = np.asarray(self.pending), []
+            value = f"{values.min():.4g}..{values.max():.4g} over {values.size} lam"
         else:
-            sys.stderr.write(line + "\n")
-        sys.stderr.flush()
+            value = f"{float(values[0]):.6g}" if values.size == 1 else \
+                f"{values.min():.4g}..{values.max():.4g}"
+        self._write(f"  {self.label}: step {step}/{self.total}  objective {value}  "
+                    f"{self._elapsed()}")
+        if self.label == "solving" and step >= self.total and self.sweep_points:
+            # The solve is done; the sweep's vmapped program compiles next.
+            self.label = "sweep"
+            self.compiling("sweep")
 
     def done(self) -> None:
-        if self.enabled and self.tty and self.calls:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
+        if self.enabled and self.tty and self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,10 +338,15 @@ def _plan(ls: _io.LabelSet, *, quiet: bool, sweep_points: int | None = None,
     """`jbalance.resample.plan` with a progress display (everything the output needs)."""
     from jbalance import resample
 
-    total = options.get("num_steps", _plan_defaults()["num_steps"])
-    progress = _Progress("solving", total, enabled=not quiet)
+    defaults = _plan_defaults()
+    total = options.get("num_steps", defaults["num_steps"])
     if sweep_points is not None:
         options["sweep_points"] = sweep_points
+    points = options.get("sweep_points", defaults["sweep_points"]) if options.get("sweep") \
+        else 0
+    progress = _Progress(total, sweep_points=points, enabled=not quiet)
+    # The first solve compiles (XLA): say so before it starts, not after.
+    progress.compiling("solving")
     out = resample.plan(ls.counts, progress=progress if not quiet else None, **options)
     progress.done()
     return out
@@ -523,7 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo", help="the whole story on Pascal VOC labels bundled with the package",
         description="Inspect, plan, sweep and plot on the bundled Pascal VOC 2007+2012 "
-                    "trainval labels; needs no input and runs in under a minute.")
+                    "trainval labels; needs no input.")
     p.add_argument("--out-dir", metavar="DIR",
                    help="where to write plan.csv and the plots (default: a new temporary "
                         "folder)")

@@ -167,33 +167,34 @@ class ImbalanceReport:
         return self.to_table()
 
 
-# The decision guide (README "Which remedy to start with"; measured in docs/study.md).
+# The decision guide (README "Which remedy to start with"). The advice states what to do;
+# the measurements behind it, with their figures, are in docs/study.md.
+_STUDY = "What each remedy measured: docs/study.md."
 _GUIDE = {
     "single-label": (
         "Single-label classifier: start with logit-adjusted cross-entropy "
         "(jbalance.losses.logit_adjusted_cross_entropy with log_prior=losses.log_prior(counts); "
         "choose tau, 1 to 2, on a balanced validation split), or adjust a trained model's "
-        "logits post hoc (losses.adjust_logits), which did almost as well. In jbalance's "
-        "long-tail study (digits at 100:1, 5 paired seeds) it added +11 points of macro F1, "
-        "raised worst-class recall from 0.09 to 0.48 and micro accuracy from 0.79 to 0.87; "
-        "balanced softmax added +8; LDAM-DRW +4; class weights, re-sampling (class-balanced, "
-        "square-root, progressive, the solver), Remix and class-aware MixUp +0 to +3; the "
-        "focal loss nothing. Combining MixUp or Remix with it did not beat it alone."),
+        "logits post hoc (losses.adjust_logits). Balanced softmax and LDAM-DRW come next; "
+        "class weights, re-sampling (class-balanced, square-root, progressive, the solver), "
+        "Remix and class-aware MixUp helped less in jbalance's long-tail study, the focal "
+        "loss not at all, and combining MixUp or Remix with logit adjustment did not beat it "
+        f"alone. {_STUDY}"),
     "multi-label": (
         "Multi-label (several classes per image): start with the asymmetric loss "
         "(jbalance.losses.asymmetric_loss, gamma_neg=4, clip=0.05; Ridnik et al.), and while "
         "you curate the data, flatten class totals across co-occurring labels with "
-        "`jbalance plan LABELS` (jbalance.resample.solve; on VOC it takes the max/min class "
-        "ratio from 16.3 to 1.2, LVIS repeat-factor sampling to 13.8). Per-label logit "
-        "adjustment does not apply: the classes are not one softmax. (Published results; not "
-        "yet measured in jbalance's training study.)"),
+        "`jbalance plan LABELS` (jbalance.resample.solve), which balances them far more "
+        "closely than LVIS repeat-factor sampling. Per-label logit adjustment does not apply: "
+        "the classes are not one softmax. (Published results; not yet measured in jbalance's "
+        f"training study.) {_STUDY}"),
     "detection": (
         "Detection (several objects per image): start with the seesaw loss on the "
         "classification head (jbalance.losses.seesaw_loss, carrying counts with "
         "losses.update_counts; mmdetection's LVIS setting) and image-level resampling: "
         "`jbalance plan LABELS` (jbalance.resample.solve) or LVIS repeat-factor sampling "
         "(jbalance.resample.repeat_factor_sampling). (Published results; not yet measured in "
-        "jbalance's training study.)"),
+        f"jbalance's training study.) {_STUDY}"),
 }
 
 

@@ -59,8 +59,9 @@ def _soft(x: Array, t: Array) -> Array:
 
 
 def _totals(rates: Array, data: Data, axis_name: str | None) -> Array:
-    # s = Y^T r as a gather + segment_sum over the object list (dense Y @ r is ~6x slower
-    # on XLA:CPU); under sharding each device sums its own images, then one psum.
+    # s = Y^T r as a gather + segment_sum over the object list (rather than a dense Y @ r:
+    # the list is what is stored); under sharding each device sums its own images, then
+    # one psum.
     local = jax.ops.segment_sum((rates * data.mult)[data.img] * data.vals, data.cls,
                                 num_segments=data.target.shape[0])
     return _psum(local, axis_name)

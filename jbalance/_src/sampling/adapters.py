@@ -87,7 +87,7 @@ class GrainSampler:
     ``get_state()`` by index, and ``repr(sampler)`` (which names the weights by a content
     hash) must match. Record ``g`` carries ``rng = Generator(Philox(key=seed + g))``, as
     grain's ``IndexSampler`` does, for random transformations; it is built on first access
-    of ``.rng`` (it costs more than the rest of ``sampler[g]``).
+    of ``.rng`` only.
 
     Epoch lengths vary with fractional repeat factors (stochastic rounding); the sampler
     then learns epoch ``e``'s start by drawing epochs ``0..e-1`` once (cached), and

@@ -1,9 +1,9 @@
 """grain's ``RecordMetadata`` with a lazily built per-record generator (imports grain).
 
 grain's ``IndexSampler`` gives record ``g`` the generator ``Generator(Philox(key=seed +
-g))``; building it costs several microseconds, more than everything else a sampler does.
-`LazyRngMetadata` carries the key and builds the same generator on first access of
-``.rng``, so records whose transformations never draw cost nothing extra. It is a subclass
+g))``, the dearest part of a record (docs/sampling.md has the timings). `LazyRngMetadata`
+carries the key and builds the same generator on first access of ``.rng``, so records whose
+transformations never draw never build one. It is a subclass
 (``isinstance(m, grain.RecordMetadata)``), pickles by value, and ``dataclasses.replace``
 (grain's ``remove_record_key``) materialises the generator into a plain field.
 """
