@@ -34,6 +34,20 @@ from benchmarks._harness import Row
 FULL = os.environ.get("JBALANCE_BENCH_FULL", "") not in ("", "0")
 
 
+def _reference():
+    """The exact LP reference (HiGHS), ``tests/resample/reference_resample.py``: one
+    reference for the tests and the benchmarks (tests must not import benchmarks/)."""
+    import importlib.util
+    import pathlib
+
+    path = (pathlib.Path(__file__).resolve().parent.parent / "tests" / "resample"
+            / "reference_resample.py")
+    spec = importlib.util.spec_from_file_location("_jbalance_reference_resample", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def synthetic(num_images: int, num_classes: int, *, seed: int = 0, mean_objects: float = 2.5,
               alpha: float = 1.1):
     """A long-tailed detection-like count matrix as ``scipy.sparse.csr_matrix`` (int32).
@@ -101,7 +115,7 @@ def _median_target(counts):
 def _case_long_tailed(n: int, rows: list[Row]) -> None:
     import jax
 
-    from benchmarks.lp_reference import solve_lp
+    solve_lp = _reference().solve_lp
     from jbalance import resample
 
     counts = synthetic(n, 80)
@@ -141,7 +155,7 @@ def _case_long_tailed(n: int, rows: list[Row]) -> None:
 
 
 def _case_sweep(n: int, rows: list[Row]) -> None:
-    from benchmarks.lp_reference import solve_lp
+    solve_lp = _reference().solve_lp
     from jbalance import resample
 
     counts = synthetic(n, 80, seed=1)
@@ -180,7 +194,7 @@ def _child(which: str, n: int, c: int) -> dict:
         sol = resample.solve(counts, empty_classes="ignore")
         extra = {"F": float(sol.objective), "LB": float(sol.lower_bound)}
     else:
-        from benchmarks.lp_reference import solve_lp
+        solve_lp = _reference().solve_lp
 
         target, lam = _median_target(counts)
         lp = solve_lp(counts, target, lam)
@@ -196,7 +210,7 @@ def quality_table() -> str:
 
     import jax
 
-    from benchmarks.lp_reference import solve_lp
+    solve_lp = _reference().solve_lp
     from jbalance import resample
 
     root = pathlib.Path(__file__).resolve().parent.parent

@@ -65,6 +65,15 @@ def test_plan_writes_everything_and_matches_the_library(labels, tmp_path, capsys
                            "--steps", "100"], capsys)
     assert code == 0
     assert re.search(r"step \d+/100 +objective", err)  # progress goes to stderr
+    # Not a terminal: plain lines. The compile is announced before the first step; the
+    # sweep reports once per step (its 9 values of lam together), not once per lam.
+    lines = err.splitlines()
+    assert "solving: compiling" in lines[0]
+    assert [ln.split("objective")[0].strip() for ln in lines if "step" in ln] == [
+            "solving: step 50/100", "solving: step 100/100", "sweep: step 50/100",
+            "sweep: step 100/100"]
+    assert lines.index(next(ln for ln in lines if "sweep: compiling" in ln)) == 3
+    assert all("over 9 lam" in ln for ln in lines if "sweep: step" in ln)
     doc = json.loads(out)  # stdout is pure JSON
     rows = list(csv.reader(out_csv.read_text().splitlines()))
     assert rows[0] == ["image_id", "repeats"]
@@ -294,3 +303,46 @@ def test_image_list_needs_image_paths(labels, tmp_path, capsys):
     code, _, err = _run(["plan", labels, "--quiet", "--image-list", tmp_path / "t.txt"],
                         capsys)
     assert code == 1 and "--image-list" in err and err.count("\n") == 1
+
+
+class _Terminal:
+    """A stderr stand-in that says it is a terminal and records what is written."""
+
+    def __init__(self):
+        self.text = ""
+
+    def isatty(self):
+        return True
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+
+def test_progress_draws_one_updating_line_on_a_terminal():
+    term = _Terminal()
+    progress = cli._Progress(100, sweep_points=3, stream=term)
+    progress.compiling("solving")
+    progress(50, 2.0)
+    progress(100, 1.5)
+    for value in (1.0, 3.0, 2.0):  # one callback per lam of the sweep
+        progress(50, value)
+    progress.done()
+    assert term.text.count("\n") == 1 and term.text.endswith("\n")  # one line, ended once
+    frames = term.text.rstrip("\n").split("\r")[1:]
+    assert [f.split("(")[0].strip() for f in frames] == [
+            "solving: compiling with XLA ...", "solving: step 50/100  objective 2",
+            "solving: step 100/100  objective 1.5", "sweep: compiling with XLA ...",
+            "sweep: step 50/100  objective 1..3 over 3 lam"]
+    assert len({len(f) for f in frames}) == 1  # each frame covers the one before
+
+
+def test_progress_is_silent_when_quiet():
+    term = _Terminal()
+    progress = cli._Progress(10, stream=term, enabled=False)
+    progress.compiling("solving")
+    progress(10, 1.0)
+    progress.done()
+    assert term.text == "" and progress.calls == 1

@@ -2,9 +2,13 @@
 
 * `solve_lp`: the exact L1 resampling LP handed to HiGHS (scipy ``linprog``). scipy is a
   test/benchmark extra: nothing in ``jbalance`` imports this module.
-* `np_objective`, `np_pdhg`, `np_rfs`: direct NumPy formulas of the objective, of the
-  Chambolle-Pock iteration and of LVIS repeat-factor sampling.
+* `np_objective`, `np_pdhg`, `np_target`: direct NumPy formulas of the objective, of the
+  Chambolle-Pock iteration and of the statistic targets.
 * `np_group_round`: systematic rounding in float64, the rounding stage's reference.
+* `random_counts`, `median_setup`, `guard_ok`: small test problems, the default target and
+  lam, and the guard written from its definition.
+
+(LVIS repeat factors have their reference in ``tests/sampling/reference_sampling.py``.)
 
 Exact LP reference for the resampling objective (scipy ``linprog`` with HiGHS).
 
@@ -148,17 +152,6 @@ def np_pdhg(counts, target, lam, max_repeat, eta, steps):
     return r
 
 
-def np_rfs(counts, t, sqrt=True):
-    present = np.asarray(counts) > 0
-    f = present.mean(0)
-    out = np.ones(present.shape[0])
-    for i in range(present.shape[0]):
-        for c in np.flatnonzero(present[i]):
-            rc = max(1.0, np.sqrt(t / f[c]) if sqrt else t / f[c])
-            out[i] = max(out[i], rc)
-    return out
-
-
 def np_group_round(rates, order):
     """Systematic rounding along ``order`` in float64: every contiguous run keeps its total."""
     x = np.asarray(rates, np.float64)[order]
@@ -168,3 +161,35 @@ def np_group_round(rates, order):
     out = np.empty(x.shape, np.int64)
     out[order] = (base + inc).astype(np.int64)
     return out
+
+
+def np_target(counts, target="median", tau=0.0):
+    """``T_c = m (n_c / m)^tau`` with ``m`` a statistic of the class totals with examples (0
+    for classes without), or an explicit vector."""
+    n = np.asarray(counts, np.float64).sum(0)
+    active = n > 0
+    if not isinstance(target, str):
+        return np.where(active, np.broadcast_to(np.asarray(target, np.float64), n.shape), 0.0)
+    m = {"median": np.median, "mean": np.mean, "max": np.max, "min": np.min}[target](n[active])
+    return np.where(active, m * (np.where(active, n, 1.0) / m) ** tau, 0.0)
+
+
+def random_counts(rng, n, c, density=0.25, max_count=3):
+    """``[n, c]`` int32 counts with every class present at least once."""
+    y = rng.integers(1, max_count + 1, (n, c)) * (rng.random((n, c)) < density)
+    y[np.arange(c) % n, np.arange(c)] = np.maximum(y[np.arange(c) % n, np.arange(c)], 1)
+    return y.astype(np.int32)
+
+
+def median_setup(counts):
+    """The default target (median class total for every class) and lam (0.5 / median)."""
+    n = np.asarray(counts, np.float64).sum(0)
+    med = float(np.median(n))
+    return np.full(n.shape, med), 0.5 / med
+
+
+def guard_ok(counts, repeats, target):
+    """The guard ``s_c(r) >= min(n_c, floor(T_c))`` for every class."""
+    n = np.asarray(counts, np.float64).sum(0)
+    s = np.asarray(counts, np.float64).T @ np.asarray(repeats, np.float64)
+    return bool(np.all(s >= np.minimum(n, np.floor(target)) - 1e-9))
