@@ -21,7 +21,8 @@ from examples.multilabel import train
 
 # The conv net is ~8x slower per step on a CPU: its preset runs the baseline at two learning
 # rates (stability) and the remedies that matter most for the goals.
-CONV_METHODS = ["bce", "asl", "mixup_aware", "plan", "plan_deferred", "dataeval_global"]
+CONV_METHODS = ["bce", "asl", "mixup_aware", "copy_paste_aware", "plan", "plan_deferred",
+                "dataeval_global"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,9 +46,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def render(results: list, extra: str = "") -> str:
-    return (train.markdown_table(results) + "\n\nKnob candidates (mean macro mAP on the "
-            "balanced validation split; bold: chosen):\n\n" + train.validation_table(results)
-            + extra)
+    text = (train.markdown_table(results) + "\n\nKnob candidates (mean macro mAP on the "
+            "balanced validation split; bold: chosen):\n\n" + train.validation_table(results))
+    plans = train.plan_table(results)
+    if plans:
+        text += ("\n\nEvery resampling candidate against BCE, per seed (diagnostic; the rows "
+                 "above were chosen on validation):\n\n" + plans)
+    recipe = train.recipe_table(results)
+    if recipe:
+        text += "\n\nWhat each sampler adds to the recipe (paired):\n\n" + recipe
+    return text + extra
 
 
 def lr_check(cfg: train.Config, seeds: list[int], lrs: list[float]) -> list[dict]:

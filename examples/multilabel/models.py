@@ -11,10 +11,10 @@ NUM_CLASSES = 10
 
 
 class MLP(nnx.Module):
-    """Two hidden ReLU layers on the flattened canvas (``32 * 32 -> 256 -> 256 -> 10``)."""
+    """Two hidden ReLU layers on the flattened canvas (``24 * 24 -> 128 -> 128 -> 10``)."""
 
-    def __init__(self, num_classes: int = NUM_CLASSES, *, pixels: int = 32 * 32,
-                 width: int = 256, rngs: nnx.Rngs):
+    def __init__(self, num_classes: int = NUM_CLASSES, *, pixels: int = 24 * 24,
+                 width: int = 128, rngs: nnx.Rngs):
         self.hidden1 = nnx.Linear(pixels, width, rngs=rngs)
         self.hidden2 = nnx.Linear(width, width, rngs=rngs)
         self.head = nnx.Linear(width, num_classes, rngs=rngs)
@@ -28,16 +28,17 @@ class MLP(nnx.Module):
 class ConvNet(nnx.Module):
     """A small conv net: 4x4 space-to-depth, three 3x3 convolutions, global pooling, MLP head.
 
-    The canvas ``[B, 32, 32, 1]`` is folded into ``[B, 8, 8, 16]`` patches first (one digit
-    covers 2x2 to 3x3 of them), so the convolutions run on an 8x8 grid: on a CPU this is what
-    makes the conv model affordable. Features (not class scores) are pooled, by the mean and
+    The canvas ``[B, 24, 24, 1]`` is folded into ``[B, 6, 6, 16]`` patches first (one digit
+    covers 2x2 of them), so the convolutions run on a 6x6 grid: on a CPU this is what makes
+    the conv model affordable. Features (not class scores) are pooled, by the mean and
     the max over positions concatenated, and a hidden layer reads them out: pooling
     per-position class scores (a heatmap) was fragile under mixing and at low learning
     rates (docs/study.md).
     """
 
-    def __init__(self, num_classes: int = NUM_CLASSES, *, width: int = 32, patch: int = 4,
-                 rngs: nnx.Rngs):
+    def __init__(self, num_classes: int = NUM_CLASSES, *, pixels: int = 24 * 24,
+                 width: int = 32, patch: int = 4, rngs: nnx.Rngs):
+        del pixels  # the convolutions take any canvas
         self.patch = patch
         self.conv1 = nnx.Conv(patch * patch, width, (3, 3), rngs=rngs)
         self.conv2 = nnx.Conv(width, width, (3, 3), rngs=rngs)
@@ -60,21 +61,24 @@ class ConvNet(nnx.Module):
 MODELS = {"mlp": MLP, "conv": ConvNet}
 
 
-def make_model(name: str, *, width: int, rngs: nnx.Rngs) -> nnx.Module:
-    return MODELS[name](width=width, rngs=rngs)
+def make_model(name: str, *, width: int, pixels: int, rngs: nnx.Rngs) -> nnx.Module:
+    return MODELS[name](width=width, pixels=pixels, rngs=rngs)
 
 
 @functools.cache
-def graphdef(name: str, width: int) -> Any:
+def graphdef(name: str, width: int, pixels: int) -> Any:
     """The module's static structure; parameters travel separately as a pytree."""
-    abstract = nnx.eval_shape(lambda: make_model(name, width=width, rngs=nnx.Rngs(0)))
+    abstract = nnx.eval_shape(lambda: make_model(name, width=width, pixels=pixels,
+                                                 rngs=nnx.Rngs(0)))
     return nnx.split(abstract, nnx.Param)[0]
 
 
-def init_params(key: jax.Array, name: str, width: int) -> Any:
-    return nnx.split(make_model(name, width=width, rngs=nnx.Rngs(params=key)), nnx.Param)[1]
+def init_params(key: jax.Array, name: str, width: int, canvas: int = 24) -> Any:
+    model = make_model(name, width=width, pixels=canvas * canvas, rngs=nnx.Rngs(params=key))
+    return nnx.split(model, nnx.Param)[1]
 
 
 def apply(params: Any, images: jax.Array, name: str, width: int) -> jax.Array:
     """Logits ``[B, 10]`` of model ``name`` with ``params`` on ``images`` ``[B, H, W, 1]``."""
-    return nnx.merge(graphdef(name, width), params)(images)
+    pixels = images.shape[1] * images.shape[2]
+    return nnx.merge(graphdef(name, width, pixels), params)(images)

@@ -1,6 +1,6 @@
 """Times one training step of the study's models called from a Python loop vs inside a scan.
 
-  python -m examples.multilabel.timing            # conv and MLP, batch 64, 5 seeds
+  python -m examples.multilabel.timing            # conv and MLP, batch 64, 24x24, 5 seeds
 
 XLA:CPU was measured to run convolutions inside a `lax.scan` body about 10x slower than the
 same jitted step called from a Python loop; this measures it for the study's models before
@@ -37,7 +37,7 @@ def _step_fn(name: str, width: int, opt: optax.GradientTransformation):
 
 
 def time_model(name: str, width: int, *, steps: int = 20, batch: int = 64, seeds: int = 5,
-               canvas: int = 32, repeats: int = 2) -> dict[str, float]:
+               canvas: int = 24, repeats: int = 2) -> dict[str, float]:
     """Milliseconds per step (per seed-step for the x5 variants) for the four ways."""
     opt = optax.adam(1e-3)
     step = _step_fn(name, width, opt)
@@ -46,7 +46,7 @@ def time_model(name: str, width: int, *, steps: int = 20, batch: int = 64, seeds
     y = (jax.random.uniform(key, (steps, batch, 10)) < 0.2).astype(jnp.float32)
 
     def init(k):
-        p = models.init_params(k, name, width)
+        p = models.init_params(k, name, width, canvas)
         with jax.numpy_dtype_promotion("standard"):
             return p, opt.init(p)
 
@@ -84,7 +84,7 @@ def time_model(name: str, width: int, *, steps: int = 20, batch: int = 64, seeds
 def main() -> int:
     print(f"jax {jax.__version__} on {jax.default_backend()}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}")
-    for name, width in (("conv", 32), ("mlp", 256)):
+    for name, width in (("conv", 32), ("mlp", 128)):
         r = time_model(name, width)
         print(f"{name:5s} " + "  ".join(f"{k}: {v:.2f} ms" for k, v in r.items()), flush=True)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")

@@ -35,7 +35,7 @@ from jbalance import augment, losses, metrics, resample, sampling
 NUM_CLASSES = 10
 
 LOSSES = ("bce", "pos_weight", "focal", "asl", "db")
-AUGMENTS = ("none", "mixup", "mixup_aware")
+AUGMENTS = ("none", "mixup", "mixup_aware", "copy_paste", "copy_paste_aware")
 SAMPLERS = ("uniform", "plan", "solver", "rfs", "class_aware", "mlros", "dataeval")
 
 
@@ -89,17 +89,16 @@ def _solver_grid() -> tuple[Any, ...]:
     multiple of the default ``0.5 / median class total``.
     """
     out: list[tuple[tuple[str, Any], ...]] = [
-        (), (("target", "max"),), (("target", "mean"),), (("tau", 0.5),),
-        (("lam_scale", 4.0),), (("lam_scale", 0.25),)]
+        (), (("target", "max"),), (("tau", 0.5),), (("lam_scale", 4.0),),
+        (("lam_scale", 0.25),)]
     if solver_has_min_repeat():
-        out += [(("min_repeat", 1),), (("min_repeat", 1), ("target", "max")),
-                (("min_repeat", 1), ("tau", 0.5))]
+        out += [(("min_repeat", 1),), (("min_repeat", 1), ("target", "max"))]
     return tuple(out)
 
 
 def _rfs_grid() -> tuple[Any, ...]:
     aggs = ("max", "mean")
-    return tuple((("threshold", t), ("aggregation", a)) for a in aggs for t in (0.1, 0.3))
+    return tuple((("threshold", 0.1), ("aggregation", a)) for a in aggs)
 
 
 def build_methods() -> dict[str, Method]:
@@ -118,6 +117,11 @@ def build_methods() -> dict[str, Method]:
                         grid=(("alpha", (0.2, 1.0)),)),
         "mixup_aware": Method("MixUp, class-aware partners", augment="mixup_aware",
                               grid=(("alpha", (0.2, 1.0)),)),
+        "copy_paste": Method("Copy-Paste of one instance into an empty slot, random donors",
+                             augment="copy_paste", grid=(("paste_prob", (0.5, 1.0)),)),
+        "copy_paste_aware": Method("Copy-Paste of one instance, class-aware donors",
+                                   augment="copy_paste_aware",
+                                   grid=(("paste_prob", (0.5, 1.0)),)),
         "plan": Method("`resample.plan()` defaults, from the start", sampler="plan",
                        grid=(("schedule", ("start",)),)),
         "plan_deferred": Method("`resample.plan()` defaults, last third only", sampler="plan",
@@ -132,7 +136,7 @@ def build_methods() -> dict[str, Method]:
         "class_aware": Method("class-aware sampling (Shen et al.)", sampler="class_aware",
                               grid=(sched,)),
         "mlros": Method("ML-ROS (Charte et al.)", sampler="mlros",
-                        grid=(("percent", (10, 25, 100)), sched)),
+                        grid=(("percent", (25, 100)), sched)),
         "dataeval_global": Method("DataEval `ClassBalance('global')` selection",
                                   sampler="dataeval", grid=(sched,),
                                   sampler_args=(("dataeval", "global"),), available="dataeval"),
@@ -145,7 +149,7 @@ def build_methods() -> dict[str, Method]:
 
 METHODS = build_methods()
 LOSS_METHODS = ("bce", "pos_weight", "focal", "asl", "db")
-AUGMENT_METHODS = ("mixup", "mixup_aware")
+AUGMENT_METHODS = ("mixup", "mixup_aware", "copy_paste", "copy_paste_aware")
 SAMPLER_METHODS = ("plan", "plan_deferred", "solver", "rfs", "dataeval_rule", "class_aware",
                    "mlros", "dataeval_global", "dataeval_interclass")
 
@@ -162,9 +166,10 @@ class Config:
     width: int = 128
     steps: int = 1000
     batch_size: int = 64
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
     weight_decay: float = 1e-4
     # Data (`examples.scenes.make_scenes`).
+    canvas: int = 24
     num_train: int = 3000
     num_val: int = 1000
     num_test: int = 1000
@@ -190,14 +195,38 @@ PRESETS = {
 def load_seed(seed: int, cfg: Config) -> dict[str, np.ndarray]:
     """The scenes of one seed as flat arrays (images and 0/1 presence per split)."""
     s = make_scenes(seed, num_train=cfg.num_train, num_val=cfg.num_val,
-                    num_test=cfg.num_test, tail=cfg.tail, imbalance=cfg.imbalance)
+                    num_test=cfg.num_test, tail=cfg.tail, imbalance=cfg.imbalance,
+                    canvas=cfg.canvas)
+    # Copy-Paste: which slots of each training canvas are empty, and the bank of training
+    # instances (one 8x8 crop per training digit, so classes are as rare as in the scenes).
+    g = cfg.canvas // 8
+    cy = ((s.train.boxes[..., 1] + s.train.boxes[..., 3]) / 2 // 8).astype(int)
+    cx = ((s.train.boxes[..., 0] + s.train.boxes[..., 2]) / 2 // 8).astype(int)
+    empty = np.ones((len(cy), g * g), bool)
+    rows = np.nonzero(s.train.valid)
+    empty[rows[0], (cy * g + cx)[rows]] = False
+    crops = np.zeros((len(rows[0]), 8, 8, 1), np.float32)
+    for j, (i, k) in enumerate(zip(*rows)):
+        y0, x0 = 8 * cy[i, k], 8 * cx[i, k]
+        crops[j] = s.train.images[i, y0:y0 + 8, x0:x0 + 8]
     return {"train_images": s.train.images, "train_labels": s.train.presence,
             "val_images": s.val.images, "val_labels": s.val.presence,
-            "test_images": s.test.images, "test_labels": s.test.presence}
+            "test_images": s.test.images, "test_labels": s.test.presence,
+            "train_empty": empty, "bank_images": crops,
+            "bank_classes": s.train.classes[rows].astype(np.int32)}
 
 
 def stack_seeds(seeds: Sequence[int], cfg: Config) -> dict[str, np.ndarray]:
     per_seed = [load_seed(s, cfg) for s in seeds]
+    # Seeds hold slightly different numbers of training digits: pad the instance bank (the
+    # padding gets zero donor weight, see `seed_arrays`).
+    k = max(len(d["bank_classes"]) for d in per_seed)
+    for d in per_seed:
+        pad = k - len(d["bank_classes"])
+        d["bank_valid"] = np.r_[np.ones(len(d["bank_classes"]), bool), np.zeros(pad, bool)]
+        d["bank_images"] = np.concatenate([d["bank_images"],
+                                           np.zeros((pad, 8, 8, 1), np.float32)])
+        d["bank_classes"] = np.r_[d["bank_classes"], np.zeros(pad, np.int32)]
     return {k: np.stack([d[k] for d in per_seed]) for k in per_seed[0]}
 
 
@@ -261,10 +290,12 @@ def repeat_factors(presence: np.ndarray, *, threshold: float, aggregation: str
     y = np.asarray(presence) > 0
     f = y.mean(0)
     r_c = np.maximum(1.0, np.sqrt(threshold / np.maximum(f, 1e-12)))
-    r = np.where(y, r_c[None], np.nan)
-    with np.errstate(invalid="ignore"):
-        agg = np.nanmax(r, 1) if aggregation == "max" else np.nanmean(r, 1)
-    return np.where(y.any(1), agg, 1.0)
+    k = y.sum(1)
+    if aggregation == "max":
+        agg = np.where(y, r_c[None], 0.0).max(1)
+    else:
+        agg = (y * r_c[None]).sum(1) / np.maximum(k, 1)
+    return np.where(k > 0, agg, 1.0)
 
 
 class _Target(NamedTuple):
@@ -381,24 +412,63 @@ def _loss(kind: jax.Array, logits: jax.Array, targets: jax.Array, d: dict[str, j
     return jax.lax.switch(kind, branches)
 
 
+def copy_paste(key: jax.Array, images: jax.Array, targets: jax.Array, empty: jax.Array,
+               bank_images: jax.Array, bank_classes: jax.Array, donor_weights: jax.Array, *,
+               paste_prob: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Pastes one training instance into an empty 8x8 slot of each canvas (prob. ``paste_prob``).
+
+    The donor is drawn from the instance bank with ``donor_weights`` (uniform over instances:
+    random donors; ``1 / n_class``: every class equally often), the slot uniformly among the
+    canvas's empty ones; the donor's class is added to the targets. The slot was empty, so
+    no pixel of the scene is covered (the study's own version for the slot layout of
+    `examples.scenes`; `jbalance.augment.copy_paste` is the general one).
+    """
+    b = images.shape[0]
+    g = empty.shape[-1]
+    side = int(round(g ** 0.5))
+    k_do, k_donor, k_slot = jax.random.split(key, 3)
+    # Inverse-CDF draws: a categorical over the whole bank per image cost more than the step.
+    donor = sampling.sample_indices(k_donor, donor_weights, b)
+    slot = jax.random.categorical(k_slot, jnp.where(empty, 0.0, -jnp.inf))
+    do = (jax.random.uniform(k_do, (b,)) < paste_prob) & empty.any(-1)
+
+    # Elementwise, no scatter: the crop tiled over the grid, times the chosen slot's mask.
+    where = jax.nn.one_hot(slot, g, dtype=images.dtype) * do[:, None].astype(images.dtype)
+    mask = jnp.repeat(jnp.repeat(where.reshape(b, side, side), 8, axis=1), 8, axis=2)
+    pasted = images + jnp.tile(bank_images[donor], (1, side, side, 1)) * mask[..., None]
+    onehot = jax.nn.one_hot(bank_classes[donor], targets.shape[-1], dtype=targets.dtype)
+    return pasted, jnp.where(do[:, None], jnp.maximum(targets, onehot), targets)
+
+
 def _augment(kind: jax.Array, key: jax.Array, images: jax.Array, targets: jax.Array,
-             partner: jax.Array, knobs: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
+             partner: jax.Array, empty: jax.Array, d: dict[str, jax.Array],
+             knobs: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
     """Images and (soft) targets by the traced index ``kind`` into `AUGMENTS`.
 
     ``partner`` ``[B]``: the class-aware partner weight of each image of the batch (the
-    inverse image frequency of its rarest class).
+    inverse image frequency of its rarest class); ``empty`` ``[B, slots]``: its empty slots.
     """
+
+    def paste(weights: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return copy_paste(key, images, targets, empty, d["bank_images"], d["bank_classes"],
+                          weights, paste_prob=knobs["paste_prob"])
+
     branches = (
         lambda: (images, targets),
         lambda: tuple(augment.mixup(key, images, targets, alpha=knobs["alpha"])),
         lambda: tuple(augment.mixup(key, images, targets, alpha=knobs["alpha"],
                                     partner_weights=partner)),
+        lambda: paste(d["bank_random"]),
+        lambda: paste(d["bank_aware"]),
     )
     return jax.lax.switch(kind, branches)
 
 
-def seed_arrays(train_labels: np.ndarray) -> dict[str, np.ndarray]:
+def seed_arrays(train_labels: np.ndarray, bank_classes: np.ndarray, bank_valid: np.ndarray
+                ) -> dict[str, np.ndarray]:
     """Per-seed statistics of the training labels that losses and augmentations use."""
+    n_inst = np.bincount(bank_classes[bank_valid], minlength=NUM_CLASSES).astype(np.float64)
+    aware = np.where(bank_valid, 1.0 / np.maximum(n_inst[bank_classes], 1), 0.0)
     y = (np.asarray(train_labels) > 0).astype(np.float64)
     n = y.sum(0)
     safe = np.maximum(n, 1)
@@ -408,7 +478,9 @@ def seed_arrays(train_labels: np.ndarray) -> dict[str, np.ndarray]:
     return {"class_totals": n.astype(np.float32),
             "num_images": np.float32(len(y)),
             "neg_over_pos": ((len(y) - n) / safe).astype(np.float32),
-            "partner": partner.astype(np.float32)}
+            "partner": partner.astype(np.float32),
+            "bank_random": (bank_valid / bank_valid.sum()).astype(np.float32),
+            "bank_aware": (aware / aware.sum()).astype(np.float32)}
 
 
 def knobs_for(over: dict[str, Any]) -> dict[str, jax.Array]:
@@ -416,7 +488,7 @@ def knobs_for(over: dict[str, Any]) -> dict[str, jax.Array]:
     gneg, clip = over.get("gamma_neg,clip", (4.0, 0.05))
     values = {"p": over.get("p", 1.0), "gamma": over.get("gamma", 2.0), "gamma_neg": gneg,
               "clip": clip, "db_gamma": over.get("db_gamma", 2.0),
-              "alpha": over.get("alpha", 1.0)}
+              "alpha": over.get("alpha", 1.0), "paste_prob": over.get("paste_prob", 0.5)}
     return {k: jnp.asarray(v, jnp.float32) for k, v in values.items()}
 
 
@@ -428,9 +500,9 @@ def make_optimizer(cfg: Config) -> optax.GradientTransformation:
 
 
 def _objective(params: Any, images: jax.Array, targets: jax.Array, partner: jax.Array,
-               key: jax.Array, ids: jax.Array, d: dict[str, jax.Array],
+               empty: jax.Array, key: jax.Array, ids: jax.Array, d: dict[str, jax.Array],
                knobs: dict[str, jax.Array], cfg: Config) -> jax.Array:
-    images, targets = _augment(ids[1], key, images, targets, partner, knobs)
+    images, targets = _augment(ids[1], key, images, targets, partner, empty, d, knobs)
     logits = models.apply(params, images, cfg.model, cfg.width)
     return jnp.mean(jnp.sum(_loss(ids[0], logits, targets, d, knobs), axis=-1))
 
@@ -445,8 +517,8 @@ def train_step(params: Any, opt_state: Any, key: jax.Array, step: jax.Array,
     pick = sampling.sample_indices(k_batch, probs, cfg.batch_size)
     targets = d["train_labels"][pick].astype(jnp.float32)
     loss, grads = jax.value_and_grad(_objective)(
-        params, d["train_images"][pick], targets, d["partner"][pick], k_aug, ids, d, knobs,
-        cfg)
+        params, d["train_images"][pick], targets, d["partner"][pick], d["train_empty"][pick],
+        k_aug, ids, d, knobs, cfg)
     # optax mixes int32 step counts with floats: allow it even under strict promotion.
     with jax.numpy_dtype_promotion("standard"):
         updates, opt_state = make_optimizer(cfg).update(grads, opt_state, params)
@@ -454,7 +526,7 @@ def train_step(params: Any, opt_state: Any, key: jax.Array, step: jax.Array,
 
 
 def _init(key: jax.Array, cfg: Config) -> tuple[Any, Any]:
-    params = models.init_params(key, cfg.model, cfg.width)
+    params = models.init_params(key, cfg.model, cfg.width, cfg.canvas)
     with jax.numpy_dtype_promotion("standard"):
         return params, make_optimizer(cfg).init(params)
 
@@ -574,7 +646,8 @@ def run_candidates(m: Method, seeds: Sequence[int], cfg: Config, data: dict[str,
                    candidates: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     """Trains ``m`` with each candidate on every seed; validation and test scores of each."""
     keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
-    per_seed = [seed_arrays(y) for y in data["train_labels"]]
+    per_seed = [seed_arrays(y, c, v) for y, c, v in
+                zip(data["train_labels"], data["bank_classes"], data["bank_valid"])]
     base = {k: np.stack([p[k] for p in per_seed]) for k in per_seed[0]}
     out = []
     for label, over in candidates:
@@ -584,10 +657,12 @@ def run_candidates(m: Method, seeds: Sequence[int], cfg: Config, data: dict[str,
         deferred = over.get("schedule", "start") == "deferred"
         switch = (2 * cfg.steps) // 3 if deferred else 0
         uniform = np.full_like(probs, 1.0 / probs.shape[1])
-        d = {"train_images": data["train_images"], "train_labels": data["train_labels"],
-             "val_images": data["val_images"], "test_images": data["test_images"],
+        d = {k: data[k] for k in ("train_images", "train_labels", "val_images",
+                                  "test_images", "train_empty", "bank_images",
+                                  "bank_classes")}
+        d.update({
              "probs": probs, "probs_before": uniform,
-             "switch": np.full(len(seeds), switch, np.int32), **base}
+             "switch": np.full(len(seeds), switch, np.int32), **base})
         d = jax.tree.map(jnp.asarray, d)
         fn = _train_loop if cfg.runner == "loop" else _train_seeds
         val, test, loss = fn(keys, d, method_ids(m), knobs_for(over), cfg=cfg)
@@ -757,3 +832,46 @@ def candidate_deltas(results: Sequence[dict[str, Any]], method: str, split: str 
                     "nonneg": int((d >= 0).sum()), "per_seed": d.tolist(),
                     "images_kept": c["images_kept"]})
     return out
+
+
+def plan_table(results: Sequence[dict[str, Any]]) -> str:
+    """Every resampling candidate against BCE on the same seed, on validation and on test.
+
+    Diagnostic (the chosen rows above are picked on validation only): which plan settings
+    never hurt. ``kept``: images the sampler can still draw (mean over seeds).
+    """
+    names = [r["method"] for r in results if r["method"] in SAMPLER_METHODS]
+    if "bce" not in {r["method"] for r in results} or not names:
+        return ""
+    lines = ["| sampler | candidate | images kept | val mAP - BCE (seeds >= 0) "
+             "| test mAP - BCE (seeds >= 0) | test per-seed deltas |",
+             "|---|---|---|---|---|---|"]
+    label = {r["method"]: r["label"] for r in results}
+    for name in names:
+        val = candidate_deltas(results, name, "val")
+        test = candidate_deltas(results, name, "test")
+        for v, t in zip(val, test):
+            lines.append(
+                f"| {label[name]} | {v['label']} | {np.mean(v['images_kept']):.0f} | "
+                f"{100 * v['mean']:+.1f} ({v['nonneg']}/{len(v['per_seed'])}) | "
+                f"{100 * t['mean']:+.1f} ({t['nonneg']}/{len(t['per_seed'])}) | "
+                + " ".join(f"{100 * x:+.1f}" for x in t["per_seed"]) + " |")
+    return "\n".join(lines)
+
+
+def recipe_table(results: Sequence[dict[str, Any]]) -> str:
+    """What each sampler adds to the recipe (paired against the recipe alone, in points)."""
+    names = [r["method"] for r in results if r["method"].startswith("recipe+")]
+    if "recipe" not in {r["method"] for r in results} or not names:
+        return ""
+    dm = paired_deltas(results, "map", baseline="recipe")
+    dw = paired_deltas(results, "worst_ap", baseline="recipe")
+    label = {r["method"]: r["label"] for r in results}
+    lines = ["| added to the recipe | mAP - recipe (seeds better) | per-seed | worst AP - recipe |",
+             "|---|---|---|---|"]
+    for n in names:
+        d = dm[n]
+        lines.append(f"| {label[n]} | {100 * d['mean']:+.1f} ({d['wins']}/{len(d['per_seed'])})"
+                     f" | " + " ".join(f"{100 * x:+.1f}" for x in d["per_seed"])
+                     + f" | {100 * dw[n]['mean']:+.1f} |")
+    return "\n".join(lines)

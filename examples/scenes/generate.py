@@ -30,8 +30,10 @@ Protocol guarantees:
   frequency only.
 * Validation and test scenes are balanced: every class has the same number of instances
   (up to one) and each pool image is used about equally often.
-* Objects never overlap: each digit's full ``8 * digit_scale`` square cell is placed at a
-  uniformly random position that does not intersect the cells already placed.
+* Objects never overlap: each digit's full ``8 * digit_scale`` square cell goes to its own
+  slot of a grid (``layout="slots"``, the default: 3x3 slots of 8 pixels on a 24-pixel
+  canvas, optionally shifted by up to ``jitter`` pixels inside a larger slot) or anywhere
+  that does not intersect the cells already placed (``layout="free"``).
 """
 
 from typing import NamedTuple
@@ -132,8 +134,22 @@ def _scene_sizes(rng: np.random.Generator, n: int, lo: int, hi: int) -> np.ndarr
     return rng.integers(lo, hi + 1, size=n)
 
 
-def _place(rng: np.random.Generator, k: int, canvas: int, cell: int) -> np.ndarray:
-    """Top-left corners ``[k, 2]`` (y, x) of ``k`` non-overlapping ``cell`` squares."""
+def _place(rng: np.random.Generator, k: int, canvas: int, cell: int, layout: str,
+           jitter: int) -> np.ndarray:
+    """Top-left corners ``[k, 2]`` (y, x) of ``k`` non-overlapping ``cell`` squares.
+
+    ``"slots"``: ``k`` distinct cells of a grid of ``(cell + jitter)``-pixel slots, each
+    shifted by a uniform ``0 .. jitter`` pixels in y and x; ``"free"``: anywhere.
+    """
+    if layout == "slots":
+        slot = cell + jitter
+        g = canvas // slot
+        if g * g < k:
+            raise ValueError(f"a {canvas}x{canvas} canvas has {g * g} slots of {slot} pixels; "
+                             f"{k} digits need more: use a larger `canvas`.")
+        picks = rng.choice(g * g, size=k, replace=False)
+        off = rng.integers(0, jitter + 1, size=(k, 2))
+        return np.stack([picks // g, picks % g], 1) * slot + off
     for _ in range(1000):
         corners = []
         for _ in range(k):
@@ -152,7 +168,8 @@ def _place(rng: np.random.Generator, k: int, canvas: int, cell: int) -> np.ndarr
 
 def _render(rng: np.random.Generator, classes_per_scene: list[np.ndarray],
             digit_ids_per_scene: list[np.ndarray], digits: np.ndarray, *, canvas: int,
-            max_objects: int, digit_scale: int, threshold: float) -> Split:
+            max_objects: int, digit_scale: int, threshold: float, layout: str,
+            jitter: int) -> Split:
     n = len(classes_per_scene)
     cell = DIGIT_SIZE * digit_scale
     images = np.zeros((n, canvas, canvas), np.float32)
@@ -164,7 +181,7 @@ def _render(rng: np.random.Generator, classes_per_scene: list[np.ndarray],
     digit_ids = np.full((n, max_objects), -1, np.int32)
     counts = np.zeros((n, NUM_CLASSES), np.int32)
     for i, (cls, ids) in enumerate(zip(classes_per_scene, digit_ids_per_scene)):
-        corners = _place(rng, len(cls), canvas, cell)
+        corners = _place(rng, len(cls), canvas, cell, layout, jitter)
         for k, (c, d, (y, x)) in enumerate(zip(cls, ids, corners)):
             img = digits[d]
             if digit_scale > 1:  # nearest-neighbour upsampling keeps the stroke threshold exact
@@ -187,10 +204,11 @@ def _chunk(instances: np.ndarray, sizes: np.ndarray) -> list[np.ndarray]:
 
 
 def make_scenes(seed: int, *, num_train: int = 3000, num_val: int = 1000,
-                num_test: int = 1000, canvas: int = 32, digit_scale: int = 1,
+                num_test: int = 1000, canvas: int = 24, digit_scale: int = 1,
                 min_objects: int = 1, max_objects: int = 3, imbalance: float = 100.0,
                 tail: str = "scarce", min_distinct: int = 2, test_per_class: int = 50,
-                val_per_class: int = 30, threshold: float = 0.25) -> Scenes:
+                val_per_class: int = 30, threshold: float = 0.25, layout: str = "slots",
+                jitter: int = 0) -> Scenes:
     """Training, validation and test scenes of one seed (see the module docstring).
 
     Args:
@@ -205,6 +223,13 @@ def make_scenes(seed: int, *, num_train: int = 3000, num_val: int = 1000,
       min_distinct: With ``tail="scarce"``, the fewest distinct training images of a class.
       test_per_class, val_per_class: Digit images per class in the test / validation pool.
       threshold: Stroke pixels are those above ``threshold`` times the digit's maximum.
+      layout: ``"slots"`` (default): each digit in its own cell of a grid of
+        ``8 * digit_scale + jitter`` pixel slots (3x3 on the default 24-pixel canvas),
+        shifted by up to ``jitter`` pixels; ``"free"``: anywhere on the canvas without
+        overlap. An MLP trained with BCE on 3,000 scenes reached test mAP 0.68 with the
+        default slots, 0.43 with 3x3 slots of 10 pixels on 32 (``jitter=2``) and 0.24 with
+        ``"free"`` on 32 (one seed, 1,000 steps).
+      jitter: Largest shift of a digit inside its slot, in pixels.
 
     Returns:
       A `Scenes`.
@@ -212,6 +237,8 @@ def make_scenes(seed: int, *, num_train: int = 3000, num_val: int = 1000,
     Raises:
       ValueError: an unknown ``tail``, a bad object range or a canvas too small.
     """
+    if layout not in ("slots", "free"):
+        raise ValueError(f"`layout` must be 'slots' or 'free', got {layout!r}.")
     if tail not in ("scarce", "diverse"):
         raise ValueError(f"`tail` must be 'scarce' or 'diverse', got {tail!r}.")
     if not 1 <= min_objects <= max_objects:
@@ -230,7 +257,7 @@ def make_scenes(seed: int, *, num_train: int = 3000, num_val: int = 1000,
                 for c, p in enumerate(pools["train"])]
         pools["train"] = [p[:min(k, len(p))] for p, k in zip(pools["train"], keep)]
     kw = dict(canvas=canvas, max_objects=max_objects, digit_scale=digit_scale,
-              threshold=threshold)
+              threshold=threshold, layout=layout, jitter=jitter)
 
     # Training: the long tail over instances, shuffled into scenes.
     sizes = _scene_sizes(rng, num_train, min_objects, max_objects)
