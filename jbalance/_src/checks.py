@@ -52,6 +52,23 @@ def check_floating(x: Any, name: str) -> None:
                 f"got {dtype}. Cast it first, e.g. `{name}.astype(jnp.float32)`.")
 
 
+def is_real(dtype: Any, *, bool_ok: bool = False) -> bool:
+    """True for an integer or floating dtype (and bool, with ``bool_ok``)."""
+    dtype = jnp.dtype(dtype)
+    return (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
+            or (bool_ok and dtype == jnp.bool_))
+
+
+def check_real(x: Any, name: str, *, bool_ok: bool = False) -> None:
+    """Raises a `TypeError` unless ``x`` has an integer or floating dtype (or bool, with
+    ``bool_ok``): the rule for counts, weights, targets and numeric hyper-parameters."""
+    dtype = jnp.result_type(x)
+    if not is_real(dtype, bool_ok=bool_ok):
+        kinds = "a real (integer, floating or boolean)" if bool_ok else \
+            "a real (integer or floating)"
+        raise TypeError(f"`{name}` must be {kinds} number or array, got dtype {dtype}.")
+
+
 def check_integer(x: Any, name: str) -> None:
     """Raises a `TypeError` unless ``x`` has an integer (or bool) dtype."""
     dtype = jnp.result_type(x)
@@ -99,7 +116,9 @@ def check_same_batch(arrays: dict[str, Any], axis: int = 0) -> None:
 def check_scalar_range(value: Any, name: str, *, low: float | None = None,
                                               high: float | None = None, low_inclusive: bool = True,
                                               high_inclusive: bool = True) -> None:
-    """Checks a hyper-parameter's value when it is concrete; silent for tracers."""
+    """Checks a value's range when it is concrete; silent for tracers (NaN is refused, inf
+    passes unless a bound refuses it). For a traceable hyper-parameter use `check_hyper`,
+    which also holds under `checked`."""
     if not is_concrete(value):
         return
     arr = np.asarray(value, dtype=np.float64)
@@ -179,6 +198,52 @@ def checked(fn: Callable[..., Any], *, errors: Any = None) -> Callable[..., Any]
             _CHECKIFY.reset(token)
 
     return _checkify.checkify(with_checks, errors=errors)
+
+
+def range_text(*, low: float | None = None, high: float | None = None,
+               low_inclusive: bool = True, high_inclusive: bool = True) -> str:
+    """How a range reads in a message: ``>= 0``, ``> 0``, ``in [0, 1)``; "" without bounds."""
+    if low is not None and high is not None:
+        return (f"in {'[' if low_inclusive else '('}{low:g}, "
+                f"{high:g}{']' if high_inclusive else ')'}")
+    if low is not None:
+        return f"{'>=' if low_inclusive else '>'} {low:g}"
+    if high is not None:
+        return f"{'<=' if high_inclusive else '<'} {high:g}"
+    return ""
+
+
+def check_hyper(value: Any, name: str, *, low: float | None = None, high: float | None = None,
+                low_inclusive: bool = True, high_inclusive: bool = True, fix: str = "") -> None:
+    """The one range rule of a numeric hyper-parameter (a scalar or an array of them).
+
+    Every entry must be finite and within the bounds. A concrete value is checked now and a
+    `ValueError` is raised; a traced one becomes a checkify check under `checked` (skipped
+    under a plain `jit`). Both carry the same message, e.g. ``\`scale\` must be finite and
+    > 0.``, so an error reads the same eagerly and under ``checked(jax.jit(f))``.
+    """
+    if value is None:
+        return
+    text = range_text(low=low, high=high, low_inclusive=low_inclusive,
+                      high_inclusive=high_inclusive)
+    message = (f"`{name}` must be finite{' and ' + text if text else ''}."
+               f"{' ' + fix if fix else ''}")
+    if is_concrete(value):
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"`{name}` must be a real number or array, got dtype {arr.dtype}.")
+        v = arr.astype(np.float64)
+        ok = np.isfinite(v)
+    else:
+        v = jnp.asarray(value)
+        v = v.astype(compute_dtype(v.dtype) if jnp.issubdtype(v.dtype, jnp.floating)
+                     else jnp.float32)
+        ok = jnp.isfinite(v)
+    if low is not None:
+        ok = ok & ((v >= low) if low_inclusive else (v > low))
+    if high is not None:
+        ok = ok & ((v <= high) if high_inclusive else (v < high))
+    require(ok, message)
 
 
 def check_finite(x: Any, name: str, fix: str = "") -> None:

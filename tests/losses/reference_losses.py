@@ -146,26 +146,39 @@ def ldam_loss(logits, ids, counts, max_m=0.5, s=30.0, weight=None):
     return cross_entropy_ids(s * z, ids, weight)
 
 
-def seesaw_ce(logits, ids, cum_samples, p=0.8, q=2.0, eps=1e-2):
-    # mmdet seesaw_ce_loss, reduction="none", label_weights=None, literally (probability space).
+def seesaw_weights(logits, ids, cum_samples, p=0.8, q=2.0, eps=1e-2):
+    """mmdet's seesaw factors S [N, C] (mitigation times compensation), in probability space."""
     z = np.asarray(logits, np.float64)
-    num_classes = z.shape[-1]
     cum = np.asarray(cum_samples, np.float64)
-    onehot = np.eye(num_classes)[ids]
-    seesaw_weights = np.ones_like(z)
+    seesaw = np.ones_like(z)
     if p > 0:
         ratio = np.maximum(cum, 1)[None, :] / np.maximum(cum, 1)[:, None]
         index = (ratio < 1.0).astype(np.float64)
         sample_weights = ratio ** p * index + (1 - index)
-        seesaw_weights = seesaw_weights * sample_weights[ids, :]
+        seesaw = seesaw * sample_weights[ids, :]
     if q > 0:
         scores = np.exp(log_softmax(z))
         self_scores = scores[np.arange(len(scores)), ids]
         score_matrix = scores / np.maximum(self_scores, eps)[:, None]
         index = (score_matrix > 1.0).astype(np.float64)
-        seesaw_weights = seesaw_weights * (score_matrix ** q * index + (1 - index))
-    z = z + np.log(seesaw_weights) * (1 - onehot)
+        seesaw = seesaw * (score_matrix ** q * index + (1 - index))
+    return seesaw
+
+
+def seesaw_ce(logits, ids, cum_samples, p=0.8, q=2.0, eps=1e-2):
+    # mmdet seesaw_ce_loss, reduction="none", label_weights=None, literally (probability space).
+    z = np.asarray(logits, np.float64)
+    onehot = np.eye(z.shape[-1])[ids]
+    z = z + np.log(seesaw_weights(z, ids, cum_samples, p, q, eps)) * (1 - onehot)
     return cross_entropy_ids(z, ids)
+
+
+def seesaw_grad(logits, ids, cum_samples, p=0.8, q=2.0, eps=1e-2):
+    """d sum(loss) / d logits with mmdet's factors detached: softmax(z + log S) - onehot."""
+    z = np.asarray(logits, np.float64)
+    onehot = np.eye(z.shape[-1])[ids]
+    adjusted = z + np.log(seesaw_weights(z, ids, cum_samples, p, q, eps)) * (1 - onehot)
+    return np.exp(log_softmax(adjusted)) - onehot
 
 
 def effective_number_weights(counts, beta):
@@ -185,3 +198,26 @@ def asymmetric_timm(logits, labels, gamma_neg=4.0, gamma_pos=0.0, clip=0.05, eps
         pt = xs_pos * y + xs_neg * (1 - y)
         loss = loss * np.power(1 - pt, gamma_pos * y + gamma_neg * (1 - y))
     return -loss
+
+
+# ------------------------------------------------------------------------------------------
+# Derivatives by central differences (float64), for the gradient references.
+# ------------------------------------------------------------------------------------------
+
+
+def numeric_grad(f, x, h=1e-6):
+    """Gradient of a scalar function ``f`` at ``x``, one coordinate at a time."""
+    x = np.asarray(x, np.float64)
+    g = np.empty_like(x)
+    for idx in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[idx] = h
+        g[idx] = (f(x + e) - f(x - e)) / (2 * h)
+    return g
+
+
+def elementwise_grad(f, x, h=1e-6):
+    """Derivative of an elementwise function ``f`` (output i depends on input i only): the
+    gradient of ``sum(f(x))``."""
+    x = np.asarray(x, np.float64)
+    return (np.asarray(f(x + h)) - np.asarray(f(x - h))) / (2 * h)
