@@ -3,9 +3,9 @@ r"""The ``jbalance`` command line: inspect a label set, plan a resampling, run t
 ::
 
     jbalance inspect LABELS [--json] [--plot dist.png]
-    jbalance plan LABELS [--lam L] [--max-repeat M] [--out plan.csv] [--indices idx.txt]
-                         [--image-list train.txt] [--force] [--json] [--plot plan.png]
-                         [--sweep]
+    jbalance plan LABELS [--lam L] [--max-repeat M] [--min-repeat {0,1}] [--out plan.csv]
+                         [--indices idx.txt] [--image-list train.txt] [--force] [--json]
+                         [--plot plan.png] [--sweep]
     jbalance demo [--out-dir DIR]
 
 ``LABELS`` is anything `jbalance.io.load` reads: a COCO ``.json``, a YOLO or Pascal VOC
@@ -352,6 +352,20 @@ def _plan(ls: _io.LabelSet, *, quiet: bool, sweep_points: int | None = None,
     return out
 
 
+# A plan that drops more than this share of the images gets a warning (see `_cmd_plan`).
+_DROP_WARNING = 0.25
+
+
+def _warn_if_many_dropped(summary: Any) -> None:
+    """One line on stderr when a plan drops more than a quarter of the images."""
+    if summary.size_before and summary.dropped > _DROP_WARNING * summary.size_before:
+        share = summary.dropped / summary.size_before
+        print(f"jbalance: warning: the plan drops {summary.dropped} of {summary.size_before} "
+              f"images ({share:.0%}); docs/study.md has the study's measurement of what "
+              f"plans that drop many images do to a trained model. --min-repeat 1 keeps "
+              f"every image.", file=sys.stderr)
+
+
 def _sweep_dicts(res: Any) -> list[dict[str, Any]] | None:
     return res.as_dict()["sweep"]
 
@@ -397,8 +411,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         raise CliError(f"--image-list: {ls.source} does not say where its images are "
                        f"({ls.format}); use --indices instead")
     res = _plan(ls, quiet=args.quiet, lam=args.lam, target=args.target,
-                max_repeat=args.max_repeat, num_steps=args.steps, seed=args.seed,
-                lvis_threshold=args.lvis_threshold, sweep=args.sweep)
+                max_repeat=args.max_repeat, min_repeat=args.min_repeat, num_steps=args.steps,
+                seed=args.seed, lvis_threshold=args.lvis_threshold, sweep=args.sweep)
+    _warn_if_many_dropped(res.summary)
     written = _write_plan_outputs(ls, res, args.out, args.indices, args.plot, args.image_list)
     if args.json:
         _emit_json(_plan_json(ls, res, {"out": args.out, "indices": args.indices,
@@ -529,6 +544,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "larger changes fewer images")
     p.add_argument("--max-repeat", type=_positive_int, default=d["max_repeat"], metavar="M",
                    help=f"most copies of one image (default {d['max_repeat']})")
+    p.add_argument("--min-repeat", type=int, choices=(0, 1), default=d["min_repeat"],
+                   help=f"fewest copies of one image: 0 lets the plan drop images, 1 keeps "
+                        f"every image (oversampling only) (default {d['min_repeat']})")
     p.add_argument("--target", type=_target, default=d["target"],
                    help=f"class total to aim for: median, mean, max, min or a number "
                         f"(default {d['target']})")

@@ -99,8 +99,8 @@ def test_plan_writes_everything_and_matches_the_library(labels, tmp_path, capsys
 
 def test_plan_table_output_and_json_plan(labels, tmp_path, capsys):
     code, out, err = _run(["plan", labels, "--out", tmp_path / "plan.json", "--quiet",
-                           "--steps", "100"], capsys)
-    assert code == 0 and err == ""
+                           "--steps", "100", "--min-repeat", "1"], capsys)
+    assert code == 0 and err == ""  # quiet, and no image dropped: nothing on stderr
     for needle in ("before", "jbalance", "LVIS RFS", "max/min class ratio", "CV of class",
                    "images dropped", "images duplicated", "images per epoch"):
         assert needle in out
@@ -130,6 +130,8 @@ def test_data_errors_exit_1_with_one_line(tmp_path, labels, capsys, monkeypatch)
     ["plan", "x.csv", "--lam", "-1"],
     ["plan", "x.csv", "--lam", "abc"],
     ["plan", "x.csv", "--max-repeat", "0"],
+    ["plan", "x.csv", "--min-repeat", "2"],
+    ["plan", "x.csv", "--min-repeat", "-1"],
     ["plan", "x.csv", "--target", "biggest"],
     ["inspect"],
     ["frobnicate"],
@@ -229,7 +231,8 @@ def test_plan_defaults_come_from_the_library():
 
     lib = inspect.signature(resample.plan).parameters
     args = cli.build_parser().parse_args(["plan", "x.csv"])
-    for option, name in [("lam", "lam"), ("max_repeat", "max_repeat"), ("target", "target"),
+    for option, name in [("lam", "lam"), ("max_repeat", "max_repeat"),
+                         ("min_repeat", "min_repeat"), ("target", "target"),
                          ("steps", "num_steps"), ("lvis_threshold", "lvis_threshold"),
                          ("seed", "seed")]:
         assert getattr(args, option) == lib[name].default, option
@@ -346,3 +349,25 @@ def test_progress_is_silent_when_quiet():
     progress(10, 1.0)
     progress.done()
     assert term.text == "" and progress.calls == 1
+
+
+def test_plan_warns_in_one_line_when_it_drops_more_than_a_quarter(labels, tmp_path, capsys):
+    from jbalance import resample
+
+    ls = jio.load(labels)
+    dropped = resample.plan(ls.counts, num_steps=100).summary.dropped
+    assert dropped > ls.num_images / 4  # the fixture's frequent class makes the plan drop
+    code, out, err = _run(["plan", labels, "--quiet", "--steps", "100", "--json"], capsys)
+    assert code == 0 and json.loads(out)["jbalance"]["dropped"] == dropped
+    assert err.count("\n") == 1 and err.startswith("jbalance: warning: ")
+    assert f"drops {dropped} of {ls.num_images} images" in err
+    assert "docs/study.md" in err and "--min-repeat 1" in err
+    # Oversampling only: nothing dropped, no warning, and the plan is the library's.
+    code, out, err = _run(["plan", labels, "--quiet", "--steps", "100", "--min-repeat", "1",
+                           "--out", tmp_path / "p.csv"], capsys)
+    assert code == 0 and err == ""
+    rows = (tmp_path / "p.csv").read_text().splitlines()[1:]
+    repeats = np.array([int(r.split(",")[1]) for r in rows])
+    np.testing.assert_array_equal(
+            repeats, resample.plan(ls.counts, num_steps=100, min_repeat=1).repeats)
+    assert repeats.min() >= 1

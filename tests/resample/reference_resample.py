@@ -18,7 +18,8 @@ benchmarks can compare jbalance's first-order solver with the true optimum. scip
 test/benchmark extra: nothing in ``jbalance`` imports this module.
 
 Variables: the repeat rate is split as ``r = 1 + p - q`` with ``p in [0, M - 1]`` and
-``q in [0, 1]`` (``|r - 1| = p + q`` at the optimum because ``lam > 0``), and one slack
+``q in [0, 1 - m]`` (``m = min_repeat``, 0 or 1; ``|r - 1| = p + q`` at the optimum because
+``lam > 0``), and one slack
 ``t_c >= |T_c - s_c(r)|`` per class. With ``n = Y^T 1`` the original class totals,
 ``s(r) = n + Y^T (p - q)`` and the LP is
 
@@ -63,7 +64,7 @@ def objective(counts: Any, repeats: np.ndarray, target: np.ndarray, lam: float) 
 
 
 def solve_lp(counts: Any, target: np.ndarray, lam: float, *, max_repeat: int = 4,
-             guard: bool = True) -> LPResult:
+             guard: bool = True, min_repeat: int = 0) -> LPResult:
     """Solves the L1 resampling LP exactly with HiGHS.
 
     Args:
@@ -71,6 +72,7 @@ def solve_lp(counts: Any, target: np.ndarray, lam: float, *, max_repeat: int = 4
       target: ``[C]`` target totals ``T_c`` (classes with ``T_c = 0`` are ignored).
       lam: weight of ``sum_i |r_i - 1|``.
       max_repeat: upper bound ``M`` on each rate.
+      min_repeat: lower bound ``m`` on each rate (0, or 1: no image dropped).
       guard: add ``s_c >= min(n_c, floor(T_c))`` as constraints.
 
     Returns:
@@ -107,7 +109,7 @@ def solve_lp(counts: Any, target: np.ndarray, lam: float, *, max_repeat: int = 4
     cost = np.concatenate([np.full(2 * n_img, float(lam)), 1.0 / t_act])
     bounds = np.concatenate([
             np.stack([np.zeros(n_img), np.full(n_img, max_repeat - 1.0)], 1),
-            np.stack([np.zeros(n_img), np.ones(n_img)], 1),
+            np.stack([np.zeros(n_img), np.full(n_img, 1.0 - min_repeat)], 1),
             np.stack([np.zeros(n_act), np.full(n_act, np.inf)], 1)])
     res = scipy.optimize.linprog(cost, A_ub=a_ub, b_ub=b_ub, bounds=bounds, method="highs")
     seconds = time.perf_counter() - t0
@@ -127,7 +129,7 @@ def np_objective(counts, repeats, target, lam):
                  + lam * np.sum(np.abs(np.asarray(repeats, np.float64) - 1)))
 
 
-def np_pdhg(counts, target, lam, max_repeat, eta, steps):
+def np_pdhg(counts, target, lam, max_repeat, eta, steps, min_repeat=0):
     """Chambolle-Pock with diagonal steps, from the 2011 papers (dense, float64)."""
     y_mat = np.asarray(counts, np.float64)
     k = y_mat.T                                   # K r = class totals
@@ -138,9 +140,10 @@ def np_pdhg(counts, target, lam, max_repeat, eta, steps):
     r, y = np.ones(y_mat.shape[0]), np.zeros(y_mat.shape[1])
     for _ in range(steps):
         x = r - tau * (k.T @ y)
-        # prox of tau*lam*|r-1| + box: soft-threshold toward 1, then clip.
-        r_new = np.clip(1 + np.sign(x - 1) * np.maximum(np.abs(x - 1) - tau * lam, 0), 0,
-                        max_repeat)
+        # prox of tau*lam*|r-1| + box [min_repeat, max_repeat]: soft-threshold toward 1,
+        # then clip.
+        r_new = np.clip(1 + np.sign(x - 1) * np.maximum(np.abs(x - 1) - tau * lam, 0),
+                        min_repeat, max_repeat)
         v = y + sigma * (k @ (2 * r_new - r))
         # prox of sigma*G* via Moreau: v - sigma * prox_{G/sigma}(v / sigma), where
         # prox_{G/sigma} soft-thresholds toward T and then projects onto s >= g.

@@ -1,7 +1,7 @@
 r"""`solve`, `relax`, `solve_path` and `objective_value`: the pure solver core.
 
 ``F(r) = sum_c |T_c - s_c(r)| / T_c + lam sum_i |r_i - 1|`` over integer repeat counts
-``r_i in {0, ..., max_repeat}`` with the guard ``s_c(r) >= min(s_c(1), floor(T_c))``.
+``r_i in {min_repeat, ..., max_repeat}`` with the guard ``s_c(r) >= min(s_c(1), floor(T_c))``.
 The host prepares a `problem.Problem` (validation, deduplication, layout) when the counts
 are concrete; everything after that (the relaxed solve, rounding, repair) is one jitted
 function, so `solve` also runs under ``jit``, ``vmap`` (over ``lam``) and ``grad`` (through
@@ -29,7 +29,8 @@ class Solution(NamedTuple):
     r"""Result of `solve` (or, with a leading ``[L]`` axis on every field, `solve_path`).
 
     Attributes:
-      rates: float32 ``[N]``, the relaxed (continuous) repeat rates in ``[0, max_repeat]``.
+      rates: float32 ``[N]``, the relaxed (continuous) repeat rates in
+        ``[min_repeat, max_repeat]``.
       repeats: int32 ``[N]``, the integer repeat counts after rounding and repair.
       objective: float, ``F`` of ``repeats`` (the chosen objective, integer solution).
       history: float32 ``[num_steps]``, the relaxed objective after every solver step.
@@ -59,6 +60,7 @@ class _Config(NamedTuple):
     objective: str
     num_steps: int
     max_repeat: int
+    min_repeat: int
     optimizer: Any
     delta: float
     mesh: Any
@@ -75,13 +77,15 @@ class _Setup(NamedTuple):
     host: Any         # problem.Host when the counts were concrete, else None
 
 
-def _setup(counts: Any, *, lam: Any, target: Any, tau: Any, max_repeat: Any, num_steps: Any,
+def _setup(counts: Any, *, lam: Any, target: Any, tau: Any, max_repeat: Any, min_repeat: Any,
+           num_steps: Any,
            objective: str, step_ratio: Any, optimizer: Any, delta: float, empty_classes: str,
            dtype: Any, progress: Any, progress_every: Any, mesh: Any, axis: str | None,
            dedupe: bool, num_classes: int | None) -> _Setup:
     _problem.check_options(target=target, tau=tau, max_repeat=max_repeat,
                            empty_classes=empty_classes, objective=objective,
-                           num_steps=num_steps, step_ratio=step_ratio, dtype=dtype)
+                           num_steps=num_steps, step_ratio=step_ratio, dtype=dtype,
+                           min_repeat=min_repeat)
     _problem.check_hyper(lam, "lam")
     _problem.check_hyper(delta, "delta", positive=True)
     if isinstance(progress_every, bool) or not isinstance(progress_every, (int, np.integer)) \
@@ -109,7 +113,7 @@ def _setup(counts: Any, *, lam: Any, target: Any, tau: Any, max_repeat: Any, num
         lam_used = 0.5 / med if lam is None else lam
         host = None
     cfg = _Config(objective=objective, num_steps=int(num_steps), max_repeat=int(max_repeat),
-                  optimizer=optimizer, delta=float(delta), mesh=mesh,
+                  min_repeat=int(min_repeat), optimizer=optimizer, delta=float(delta), mesh=mesh,
                   axis=_problem.mesh_axis(mesh, axis)[1], progress=progress,
                   progress_every=int(progress_every), width=width)
     return _Setup(prob, lam_used, cfg, host)
@@ -122,7 +126,8 @@ def _relax_core(prob: _problem.Problem, lam: Array, step_ratio: Array, *, cfg: _
     dtype = data.vals.dtype
     lam = jnp.asarray(lam, dtype)
     rates, hist, lb = _relax.run(data, lam, objective=cfg.objective, num_steps=cfg.num_steps,
-                                 max_repeat=cfg.max_repeat, step_ratio=step_ratio,
+                                 max_repeat=cfg.max_repeat, min_repeat=cfg.min_repeat,
+                                 step_ratio=step_ratio,
                                  optimizer=cfg.optimizer, delta=cfg.delta, mesh=cfg.mesh,
                                  axis=cfg.axis, progress=cfg.progress,
                                  progress_every=cfg.progress_every)
@@ -135,10 +140,10 @@ def _relax_core(prob: _problem.Problem, lam: Array, step_ratio: Array, *, cfg: _
 
 def _round(full: _problem.Full, rel: Relaxed, cfg: _Config) -> Solution:
     """Rounding and repair of relaxed rates (``rel.rates`` on the full image list)."""
-    r0 = _rounding.group_round(rel.rates, full.order, cfg.max_repeat)
+    r0 = _rounding.group_round(rel.rates, full.order, cfg.max_repeat, cfg.min_repeat)
     r, _ = _rounding.repair(full, r0, rel.target, _weight(rel.target), rel.guard, rel.lam,
                             kind=cfg.objective, delta=cfg.delta, max_repeat=cfg.max_repeat,
-                            width=cfg.width)
+                            width=cfg.width, min_repeat=cfg.min_repeat)
     s = _rounding.totals_of(full, r, rel.target.shape[0])
     value = _rounding.value(cfg.objective, s, r, rel.target, _weight(rel.target), rel.lam,
                             cfg.delta)
@@ -207,6 +212,7 @@ def solve(
         target: str | ArrayLike = "median",
         tau: float = 0.0,
         max_repeat: int = 4,
+        min_repeat: int = _problem.DEFAULT_MIN_REPEAT,
         num_steps: int = 300,
         objective: str = "l1",
         step_ratio: float = 1.0,
@@ -229,9 +235,11 @@ def solve(
 
     .. math::
       F(r) = \sum_c \frac{|T_c - s_c(r)|}{T_c} + \lambda \sum_i |r_i - 1|,\quad
-      s_c(r) = \sum_i r_i Y_{ic},\quad r_i \in \{0, \dots, M\},
+      s_c(r) = \sum_i r_i Y_{ic},\quad r_i \in \{m, \dots, M\},
 
-    with the guard :math:`s_c(r) \ge \min(s_c(1), \lfloor T_c \rfloor)` for every class
+    (``m = min_repeat``, 0 or 1: with 1 images are only repeated, never dropped), with the
+    guard
+    :math:`s_c(r) \ge \min(s_c(1), \lfloor T_c \rfloor)` for every class
     (a free target would collapse to dropping everything, and plain L1 happily erases a
     class far below target; the guard prevents both). The relaxation over real ``r`` is
     solved by a primal-dual (Chambolle-Pock) iteration inside one ``lax.scan``; its dual
@@ -267,6 +275,12 @@ def solve(
       tau: tempering exponent for a statistic target: ``T_c = m (n_c / m)^tau`` with ``m``
         the statistic and ``n_c`` the original totals (0 = uniform, 1 = unchanged).
       max_repeat: static int ``M >= 1``, the most copies of one image.
+      min_repeat: static int, the fewest copies of one image: 0 (images may be dropped)
+        or 1 (oversampling only: no image is ever dropped; the guard then holds by itself
+        and the repair only lowers ``F``). The default is
+        ``jbalance._src.resample.problem.DEFAULT_MIN_REPEAT``, shared by `relax`,
+        `solve_path`, `plan` and ``jbalance plan``; docs/resample.md says which study it
+        rests on.
       num_steps: static number of solver steps (default 300; ``lower_bound`` tells how far
         a run can still be from the optimum; docs/resample.md has measured gaps).
       objective: ``"l1"`` (default, exact LP, primal-dual), or a smooth ``"squared"``,
@@ -301,7 +315,8 @@ def solve(
 
     Raises:
       ValueError: negative, NaN, infinite or non-integer counts, class totals above
-        ``2**28``, rank other than 1 or 2, ``max_repeat < 1``, empty classes (unless
+        ``2**28``, rank other than 1 or 2, ``max_repeat < 1``, a ``min_repeat`` other
+        than 0 or 1, empty classes (unless
         ignored), a non-positive target, an unknown ``target``/``objective`` name, or a
         negative, NaN or infinite ``lam``/``tau``/``step_ratio``.
       TypeError: non-numeric counts or a non-integer ``max_repeat``.
@@ -325,10 +340,11 @@ def solve(
     .. versionadded:: 0.1.0
     """
     st = _setup(counts, lam=lam, target=target, tau=tau, max_repeat=max_repeat,
-                num_steps=num_steps, objective=objective, step_ratio=step_ratio,
-                optimizer=optimizer, delta=delta, empty_classes=empty_classes, dtype=dtype,
-                progress=progress, progress_every=progress_every, mesh=mesh, axis=axis,
-                dedupe=dedupe, num_classes=num_classes)
+                min_repeat=min_repeat, num_steps=num_steps, objective=objective,
+                step_ratio=step_ratio, optimizer=optimizer, delta=delta,
+                empty_classes=empty_classes, dtype=dtype, progress=progress,
+                progress_every=progress_every, mesh=mesh, axis=axis, dedupe=dedupe,
+                num_classes=num_classes)
     sol = _unpad(_solve_any(st.problem, st.lam, step_ratio, st.config), st)
     _check_guard(st, sol)
     return sol
@@ -341,6 +357,7 @@ def relax(
         target: str | ArrayLike = "median",
         tau: float = 0.0,
         max_repeat: int = 4,
+        min_repeat: int = _problem.DEFAULT_MIN_REPEAT,
         num_steps: int = 300,
         objective: str = "l1",
         step_ratio: float = 1.0,
@@ -361,9 +378,9 @@ def relax(
     dense) ``counts``: e.g. the sensitivity of the relaxed objective to ``lam``.
 
     Args:
-      counts, lam, target, tau, max_repeat, num_steps, objective, step_ratio, optimizer,
-        delta, empty_classes, dtype, progress, progress_every, mesh, axis, dedupe,
-        num_classes: as in `solve`.
+      counts, lam, target, tau, max_repeat, min_repeat, num_steps, objective, step_ratio,
+        optimizer, delta, empty_classes, dtype, progress, progress_every, mesh, axis,
+        dedupe, num_classes: as in `solve`.
 
     Returns:
       A `Relaxed`: ``rates`` (float ``[N]``), ``history`` (``[num_steps]``),
@@ -384,10 +401,11 @@ def relax(
     .. versionadded:: 0.2.0
     """
     st = _setup(counts, lam=lam, target=target, tau=tau, max_repeat=max_repeat,
-                num_steps=num_steps, objective=objective, step_ratio=step_ratio,
-                optimizer=optimizer, delta=delta, empty_classes=empty_classes, dtype=dtype,
-                progress=progress, progress_every=progress_every, mesh=mesh, axis=axis,
-                dedupe=dedupe, num_classes=num_classes)
+                min_repeat=min_repeat, num_steps=num_steps, objective=objective,
+                step_ratio=step_ratio, optimizer=optimizer, delta=delta,
+                empty_classes=empty_classes, dtype=dtype, progress=progress,
+                progress_every=progress_every, mesh=mesh, axis=axis, dedupe=dedupe,
+                num_classes=num_classes)
     rel = _relax_core(st.problem, st.lam, step_ratio, cfg=st.config)
     return rel if st.host is None else rel._replace(
             rates=rel.rates[..., :st.host.num_images])
@@ -400,6 +418,7 @@ def solve_path(
         target: str | ArrayLike = "median",
         tau: float = 0.0,
         max_repeat: int = 4,
+        min_repeat: int = _problem.DEFAULT_MIN_REPEAT,
         num_steps: int = 300,
         objective: str = "l1",
         step_ratio: float = 1.0,
@@ -423,9 +442,9 @@ def solve_path(
     Args:
       counts: as in `solve`.
       lams: ``[L]`` values of ``lam`` (each finite and ``>= 0``).
-      target, tau, max_repeat, num_steps, objective, step_ratio, optimizer, delta,
-        empty_classes, dtype, progress, progress_every, mesh, axis, dedupe, num_classes:
-        as in `solve` (``progress`` receives one call per value of ``lam``).
+      target, tau, max_repeat, min_repeat, num_steps, objective, step_ratio, optimizer,
+        delta, empty_classes, dtype, progress, progress_every, mesh, axis, dedupe,
+        num_classes: as in `solve` (``progress`` receives one call per value of ``lam``).
 
     Returns:
       A `Solution` whose every field has a leading ``[L]`` axis (``target`` and ``guard``
@@ -447,10 +466,11 @@ def solve_path(
             raise ValueError(f"`lams` must be a non-empty 1-D array, got shape {host.shape}.")
         _problem.check_hyper(host, "lams")
     st = _setup(counts, lam=None, target=target, tau=tau, max_repeat=max_repeat,
-                num_steps=num_steps, objective=objective, step_ratio=step_ratio,
-                optimizer=optimizer, delta=delta, empty_classes=empty_classes, dtype=dtype,
-                progress=progress, progress_every=progress_every, mesh=mesh, axis=axis,
-                dedupe=dedupe, num_classes=num_classes)
+                min_repeat=min_repeat, num_steps=num_steps, objective=objective,
+                step_ratio=step_ratio, optimizer=optimizer, delta=delta,
+                empty_classes=empty_classes, dtype=dtype, progress=progress,
+                progress_every=progress_every, mesh=mesh, axis=axis, dedupe=dedupe,
+                num_classes=num_classes)
     sol = jax.vmap(lambda lm: _solve_any(st.problem, lm, step_ratio, st.config))(
             jnp.asarray(lams, dtype))
     sol = _unpad(sol, st)

@@ -120,6 +120,7 @@ def plan(
         target: Any = "median",
         # One source of truth: the plan's solver defaults are `solve`'s (tested).
         max_repeat: int = _api.solve.__kwdefaults__["max_repeat"],
+        min_repeat: int = _api.solve.__kwdefaults__["min_repeat"],
         num_steps: int = _api.solve.__kwdefaults__["num_steps"],
         lvis_threshold: float | None = None,
         seed: int = 0,
@@ -139,6 +140,7 @@ def plan(
       lam: as in `solve` (``None``: ``0.5 / median class total``).
       target: as in `solve`.
       max_repeat: as in `solve`.
+      min_repeat: as in `solve` (0 or 1; 1 keeps every image: oversampling only).
       num_steps: as in `solve`.
       lvis_threshold: threshold of the LVIS baseline; ``None``: the median fraction of
         images containing a class (`default_lvis_threshold`).
@@ -155,7 +157,8 @@ def plan(
       A `Plan`.
 
     Raises:
-      ValueError: as `solve`; ``sweep_points < 1``; a non-positive ``lvis_threshold``.
+      ValueError: as `solve` (a ``min_repeat`` other than 0 or 1 included);
+        ``sweep_points < 1``; a non-positive ``lvis_threshold``.
 
     Examples:
       >>> import numpy as np
@@ -173,6 +176,7 @@ def plan(
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"`seed` must be an int, got {seed!r}.")
     key = jax.random.key(seed)
+    _problem.check_min_repeat(min_repeat)
     _problem.check_hyper(lvis_threshold, "lvis_threshold", positive=True)
     obj = _problem.objects(counts, num_classes=num_classes)
     if not _problem.is_sparse(counts) and np.ndim(counts) == 1:
@@ -181,7 +185,8 @@ def plan(
     empty = tuple(int(c) for c in np.flatnonzero(totals == 0))
     threshold = default_lvis_threshold(obj) if lvis_threshold is None else float(lvis_threshold)
     del obj  # the solve builds its own; a large set's object list need not be held twice
-    options = dict(target=target, max_repeat=max_repeat, num_steps=num_steps,
+    options = dict(target=target, max_repeat=max_repeat, min_repeat=min_repeat,
+                   num_steps=num_steps,
                    empty_classes="ignore" if empty else "error", progress=progress)
     t0 = time.perf_counter()
     sol = _api.solve(counts, lam=lam, **options)

@@ -21,6 +21,11 @@ STATS = ("median", "mean", "max", "min")
 OBJECTIVES = ("l1", "squared", "log", "huber")
 # The repair keeps class totals in int32 (times up to max_repeat): bound the inputs.
 MAX_TOTAL = float(2**28)
+# The fewest copies of an image a plan may keep: 0 lets the solver drop images, 1 makes it
+# oversample only. Every entry point's default (solve, relax, solve_path, plan and the
+# command line) reads this one constant.
+DEFAULT_MIN_REPEAT = 0
+MIN_REPEATS = (0, 1)
 
 
 class Objects(NamedTuple):
@@ -193,8 +198,18 @@ def traced_target(totals: Array, target: Any, tau: Any) -> Array:
     return jnp.where(active, arr, 0)
 
 
+def check_min_repeat(min_repeat: Any) -> int:
+    """``min_repeat`` must be the int 0 or 1 (a `ValueError` naming it otherwise)."""
+    if isinstance(min_repeat, bool) or not isinstance(min_repeat, (int, np.integer)) or \
+            int(min_repeat) not in MIN_REPEATS:
+        raise ValueError(f"`min_repeat` must be 0 (images may be dropped) or 1 (every image "
+                         f"kept at least once), got {min_repeat!r}.")
+    return int(min_repeat)
+
+
 def check_options(*, target: Any, tau: Any, max_repeat: Any, empty_classes: str,
-                  objective: str, num_steps: Any, step_ratio: Any, dtype: Any) -> None:
+                  objective: str, num_steps: Any, step_ratio: Any, dtype: Any,
+                  min_repeat: Any = DEFAULT_MIN_REPEAT) -> None:
     """Static-option checks shared by every entry point."""
     checks.check_one_of(empty_classes, ("error", "ignore"), "empty_classes")
     checks.check_one_of(objective, OBJECTIVES, "objective")
@@ -205,6 +220,7 @@ def check_options(*, target: Any, tau: Any, max_repeat: Any, empty_classes: str,
     if max_repeat < 1:
         raise ValueError(f"`max_repeat` must be >= 1 (1 means 'never duplicate'), got "
                          f"{max_repeat}.")
+    check_min_repeat(min_repeat)
     if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) or \
             num_steps < 1:
         raise ValueError(f"`num_steps` must be a positive int, got {num_steps!r}.")

@@ -24,7 +24,7 @@ class Relaxed(NamedTuple):
     r"""Result of the relaxed solver (`jbalance.resample.relax`).
 
     Attributes:
-      rates: float ``[N]``, relaxed repeat rates in ``[0, max_repeat]``.
+      rates: float ``[N]``, relaxed repeat rates in ``[min_repeat, max_repeat]``.
       history: float ``[num_steps]``, the relaxed objective after every step.
       objective: float, the relaxed objective of ``rates`` (the guard is not counted).
       lower_bound: float, a certified lower bound on the relaxed optimum (``"l1"`` only,
@@ -88,13 +88,14 @@ def _report(progress: Callable[[int, Any], Any] | None, every: int, num_steps: i
 
 
 def pdhg(data: Data, lam: Array, max_repeat: int, step_ratio: Array, *, num_steps: int,
-         axis_name: str | None, progress: Any = None, progress_every: int = 50
-         ) -> tuple[_State, Array]:
+         axis_name: str | None, progress: Any = None, progress_every: int = 50,
+         min_repeat: int = 0) -> tuple[_State, Array]:
     r"""``num_steps`` Chambolle-Pock steps on the exact L1 LP with diagonal preconditioning.
 
-    Primal: ``r <- clip(1 + soft(r - tau K^T y - 1, tau lam), 0, M)`` (the prox of
-    ``lam |r - 1|`` plus the box). Dual: the prox of ``sigma G*`` where ``G`` is the
-    weighted L1 distance to ``T`` plus the guard ``s >= g``; in closed form
+    Primal: ``r <- clip(1 + soft(r - tau K^T y - 1, tau lam), m, M)`` (the prox of
+    ``lam |r - 1|`` plus the box ``[m, M]``, ``m = min_repeat``). Dual: the prox of
+    ``sigma G*`` where ``G`` is the weighted L1 distance to ``T`` plus the guard ``s >= g``;
+    in closed form
     ``a = v - sigma T``, ``b = v - sigma g``, ``y = min(w, a if a >= -w else min(b, -w))``.
     Steps ``tau_i = eta / sum_c Y_ic`` and ``sigma_c = 1 / (eta n_c)`` (Pock & Chambolle
     2011, alpha = 1) need no norm estimate. The dual iterate certifies a lower bound.
@@ -102,6 +103,7 @@ def pdhg(data: Data, lam: Array, max_repeat: int, step_ratio: Array, *, num_step
     dtype = data.vals.dtype
     lam = jnp.asarray(lam, dtype)
     m = jnp.asarray(max_repeat, dtype)
+    m0 = jnp.asarray(min_repeat, dtype)
     eta = jnp.asarray(step_ratio, dtype)
     tau = eta * data.inv_row
     sigma = data.inv_col / eta
@@ -118,15 +120,16 @@ def pdhg(data: Data, lam: Array, max_repeat: int, step_ratio: Array, *, num_step
         kty = jax.ops.segment_sum(st.dual[data.cls] * data.vals, data.img, num_segments=n,
                                   indices_are_sorted=True)
         # Certified bound from the current dual point: -f*(-K^T y) - G*(y), where f* of
-        # lam|r-1| + box[0, M] is the max over the vertices r in {0, 1, M}.
+        # lam|r-1| + box[m0, M] is the max over the vertices r in {m0, 1, M}.
         z = -kty
-        fstar = _psum(jnp.sum(data.mult * jnp.maximum(jnp.maximum(-lam, z),
+        low = m0 * z - lam * (1 - m0)
+        fstar = _psum(jnp.sum(data.mult * jnp.maximum(jnp.maximum(low, z),
                                                       m * z - lam * (m - 1))), axis_name)
         gstar = jnp.sum(st.dual * data.target
                         + (data.target - data.guard) * jnp.maximum(-st.dual - data.weight, 0))
         lb = -fstar - gstar
         x = st.rates - tau * kty
-        rates = jnp.clip(1 + _soft(x - 1, tau * lam), 0, m)
+        rates = jnp.clip(1 + _soft(x - 1, tau * lam), m0, m)
         totals = _totals(rates, data, axis_name)
         v = st.dual + sigma * (2 * totals - st.totals)
         a = v - sigma * data.target
@@ -163,7 +166,7 @@ def class_loss(kind: str, s: Array, target: Array, weight: Array, delta: Any,
 
 def smooth(data: Data, lam: Array, max_repeat: int, *, optimizer: optax.GradientTransformation,
            kind: str, delta: float, num_steps: int, progress: Any = None,
-           progress_every: int = 50) -> tuple[Array, Array]:
+           progress_every: int = 50, min_repeat: int = 0) -> tuple[Array, Array]:
     """Projected optax steps on a smooth objective (box by projection after each update)."""
     dtype = data.vals.dtype
     lam = jnp.asarray(lam, dtype)
@@ -181,7 +184,7 @@ def smooth(data: Data, lam: Array, max_repeat: int, *, optimizer: optax.Gradient
         rates, opt_state = c
         value, grad = jax.value_and_grad(loss)(rates)
         updates, opt_state = optimizer.update(grad, opt_state, rates)
-        rates = jnp.clip(optax.apply_updates(rates, updates), 0, m)
+        rates = jnp.clip(optax.apply_updates(rates, updates), min_repeat, m)
         _report(progress, progress_every, num_steps, i, value)
         return (rates, opt_state), value
 
@@ -196,7 +199,8 @@ def smooth(data: Data, lam: Array, max_repeat: int, *, optimizer: optax.Gradient
 
 def run(data: Data, lam: Array, *, objective: str, num_steps: int, max_repeat: int,
         step_ratio: Any, optimizer: Any, delta: float, mesh: Any, axis: str | None,
-        progress: Any, progress_every: int) -> tuple[Array, Array, Array]:
+        progress: Any, progress_every: int, min_repeat: int = 0
+        ) -> tuple[Array, Array, Array]:
     """The relaxed solve on ``data``: ``(rates [G], history [num_steps], lower_bound)``."""
     dtype = data.vals.dtype
     # Dual prices live on the scale 1 / T; scaling the step ratio by the typical target
@@ -209,17 +213,19 @@ def run(data: Data, lam: Array, *, objective: str, num_steps: int, max_repeat: i
         opt = DEFAULT_OPTIMIZER if optimizer is None else optimizer
         rates, hist = smooth(data, lam, max_repeat, optimizer=opt, kind=objective, delta=delta,
                              num_steps=num_steps, progress=progress,
-                             progress_every=progress_every)
+                             progress_every=progress_every, min_repeat=min_repeat)
         return rates, hist, jnp.asarray(jnp.nan, dtype)
     if mesh is None:
         st, hist = pdhg(data, lam, max_repeat, eta, num_steps=num_steps, axis_name=None,
-                        progress=progress, progress_every=progress_every)
+                        progress=progress, progress_every=progress_every,
+                        min_repeat=min_repeat)
         return st.rates, hist, st.best_lb
     from jax.sharding import PartitionSpec as P
 
     def inner(dt, lm, et):
         st, h = pdhg(dt, lm, max_repeat, et, num_steps=num_steps, axis_name=axis,
-                     progress=progress, progress_every=progress_every)
+                     progress=progress, progress_every=progress_every,
+                     min_repeat=min_repeat)
         # Rounding works on the whole image list: gather the rates once, device to device.
         # (a psum of the blocks placed in a zero vector: the result is replicated.)
         b = st.rates.shape[0]

@@ -25,7 +25,7 @@ from jbalance._src.typing import Array
 _FRAC_BITS = 24
 
 
-def group_round(rates: Array, order: Array, max_repeat: int) -> Array:
+def group_round(rates: Array, order: Array, max_repeat: int, min_repeat: int = 0) -> Array:
     """Systematic rounding along ``order``: every contiguous run keeps its total to +-1.
 
     ``order`` lists identical images next to each other (`problem.Full.order`), so every
@@ -42,7 +42,7 @@ def group_round(rates: Array, order: Array, max_repeat: int) -> Array:
     prev = jnp.concatenate([jnp.full((1,), half, jnp.uint32), rem[:-1]])
     inc = ((prev + q) >> jnp.uint32(_FRAC_BITS)).astype(jnp.int32)
     out = jnp.zeros(rates.shape, jnp.int32).at[order].set(base.astype(jnp.int32) + inc)
-    return jnp.clip(out, 0, max_repeat)
+    return jnp.clip(out, min_repeat, max_repeat)
 
 
 # Objects per block of the repair's scoring pass (see `repair`): a few MB of temporaries.
@@ -72,7 +72,7 @@ def value(kind: str, s: Array, repeats: Array, target: Array, weight: Array, lam
 
 def repair(full: Full, r0: Array, target: Array, weight: Array, guard: Array, lam: Array, *,
            kind: str, delta: float, max_repeat: int, width: int, max_rounds: int = 200,
-           per_round: int = 20000) -> tuple[Array, Array]:
+           per_round: int = 20000, min_repeat: int = 0) -> tuple[Array, Array]:
     """Greedy +-1 moves that lower (guard violation, F) lexicographically at every step.
 
     Returns the repaired repeats (int32 ``[N]``) and the number of rounds run.
@@ -129,7 +129,7 @@ def repair(full: Full, r0: Array, target: Array, weight: Array, guard: Array, la
         for j, d in enumerate((1, -1)):
             df = sums[:, 2 * j] + lam * (img_term(r + d) - img_term(r))
             dv = sums[:, 2 * j + 1]
-            bad = (r + d > max_repeat) | (r + d < 0) | (rowlen == 0)
+            bad = (r + d > max_repeat) | (r + d < min_repeat) | (rowlen == 0)
             scores.append((jnp.where(bad, jnp.inf, df), jnp.where(bad, jnp.inf, dv)))
         (fp, vp), (fm, vm) = scores
         pick_plus = (vp < vm) | ((vp == vm) & (fp <= fm))
