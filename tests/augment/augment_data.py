@@ -247,8 +247,9 @@ def mosaic_reference(key, images_, tiles, out_hw, *, placement="corner", fill=0,
 
 def uses_windows(regions, origins, src_hw, out_hw, windows=4):
     """Whether a layout meets the documented condition of Mosaic's window-copy kernel:
-    every tile is exactly its source's footprint and at least ``1/windows`` of the source
-    side. Tests use it to show that their cases take the kernel they mean to pin."""
+    every source's footprint on the output lies inside its tile and is at least
+    ``1/windows`` of the source side. Tests use it to show that their cases take the kernel
+    they mean to pin."""
     h, w = src_hw
     oh, ow = out_hw
     wy = -(-min(h, oh) // min(windows, h, oh))

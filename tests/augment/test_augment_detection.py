@@ -53,7 +53,7 @@ MOSAIC_BOXES_CASES = [
     (2, None, 1, "corner", (0.25, 0.75), (0.0, 0.0), False, "xyxy", "traced", "draws"),
     (4, (24, 20), 5, "corner", (0.5, 0.5), (2.0, 0.1), True, "xyxy", "concrete", True),
     (4, (24, 20), 4, "corner", (0.5, 0.5), (3.0, 0.5), True, "cxcywhn", "traced", True),
-    (2, (24, 20), 5, "corner", (0.25, 0.75), (2.0, 0.1), False, "xyxy", "traced", False),
+    (2, (24, 20), 5, "corner", (0.02, 0.1), (2.0, 0.1), False, "xyxy", "traced", False),
     (4, (15, 17), 3, "same", (0.25, 0.75), (1.0, 0.3), True, "xywh", "concrete", False),
     (4, (9, 7), 5, "corner", (0.25, 0.75), (2.0, 0.1), False, "xyxy", "concrete", None),
     (2, (9, 7), 1, "corner", (0.25, 0.75), (2.0, 0.1), False, "xyxy", "traced", None),

@@ -2,8 +2,8 @@
 
 Every output pixel is compared with `np_mosaic` built from the documented draws. Mosaic
 copies tiles with one of two kernels, chosen per batch from the layout (static-shape
-windows when every tile is its source's footprint and not too thin, masked windows
-otherwise); the cases below take each (`uses_windows` shows which), with the centre and the
+windows when every source's footprint lies inside its tile and is not too thin, masked
+windows otherwise); the cases below take each (`uses_windows` shows which), with the centre and the
 partner weights given eagerly, concrete under `jit` and traced.
 """
 

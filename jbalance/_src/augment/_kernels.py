@@ -250,12 +250,13 @@ def _assemble(images: Array, sources: Array, rects: Array, offsets: Array,
 
     images ``[N, H, W, C]``; sources ``[B, T]``; rects ``[B, T, 4]``; offsets ``[B, T, 2]``.
 
-    Fast path: when every tile is exactly its source's footprint on the output (the
-    ``"corner"`` placement) and at least ``1/_WINDOWS`` of the source side in each
-    dimension, the tile is a union of ``_WINDOWS**2`` overlapping windows of one static
-    shape that lie inside it, so each is a plain copy (`dynamic_slice` into
-    `dynamic_update_slice`, in place on the filled output): no masks, no padded copy of the
-    batch. Otherwise (``"same"`` placement, thin tiles) `_assemble_masked`.
+    Fast path: when every source's footprint on the output lies inside its tile (the
+    ``"corner"`` placement; the rest of a larger tile keeps the fill) and is at least
+    ``1/_WINDOWS`` of the source side in each dimension, the footprint is a union of
+    ``_WINDOWS**2`` overlapping windows of one static shape that lie inside it, so each is a
+    plain copy (`dynamic_slice` into `dynamic_update_slice`, in place on the filled
+    output): no masks, no padded copy of the batch. Otherwise (``"same"`` placement, thin
+    tiles) `_assemble_masked`.
     """
     n, h, w, c = images.shape
     oh, ow = out_hw
