@@ -3,6 +3,7 @@ with `jbalance.resample`), written from the papers' formulas, never from ``_src`
 
 * `np_class_balanced`: Kang et al. (ICLR 2020) eq. 1.
 * `np_rfs`: LVIS repeat-factor sampling, loops over images and their classes.
+* `np_dataeval_global`: DataEval's ``ClassBalance("global")`` image weights.
 * `chi_square_ok`: Pearson's goodness-of-fit bound for the statistical checks.
 """
 
@@ -27,6 +28,25 @@ def np_rfs(counts, t, sqrt=True):
         for c in np.flatnonzero(present[i]):
             rc = max(1.0, np.sqrt(t / f[c]) if sqrt else t / f[c])
             out[i] = max(out[i], rc)
+    return out
+
+
+def np_dataeval_global(counts, oversample_factor=1.0):
+    """DataEval's ``ClassBalance(method="global", aggregation_func="mean")`` image weights,
+    written from its documentation: class frequency ``f_c`` = the fraction of images that
+    hold class ``c``; class repeat factor ``max(1, (oversample_factor / f_c) ** (1/2))``
+    ("probability proportional to inverse square root of class frequencies"); an image's
+    weight is the mean of the factors of the classes it holds (each class once). Images
+    with no class: ``nan`` here (DataEval leaves them to its ``num_empty`` handling)."""
+    present = np.asarray(counts) > 0
+    n = present.shape[0]
+    freq = {c: present[:, c].sum() / n for c in range(present.shape[1]) if present[:, c].any()}
+    factor = {c: max(1.0, (oversample_factor / f) ** 0.5) for c, f in freq.items()}
+    out = np.full(n, np.nan)
+    for i in range(n):
+        classes = sorted(set(np.flatnonzero(present[i]).tolist()))
+        if classes:
+            out[i] = float(np.mean([factor[c] for c in classes]))
     return out
 
 

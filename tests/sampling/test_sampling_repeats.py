@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import load_label_set
-from reference_sampling import np_rfs
+from reference_sampling import np_dataeval_global, np_rfs
 
 from jbalance import resample, sampling
 
@@ -40,6 +40,39 @@ def test_repeat_factor_sampling_hand_value():
         resample.repeat_factor_sampling(np.eye(2), threshold=0.0)
 
 
+
+
+@pytest.mark.parametrize("threshold", [1.0, 0.3])
+def test_mean_aggregation_is_dataeval_global_rule(threshold):
+    # DataEval's "global" rule is threshold=1, aggregation="mean"; images holding a class
+    # twice count it once; images without a class keep factor 1 here.
+    counts = load_label_set("voc07_test")["counts"][:300].copy()
+    counts[:5] = 0
+    ref = np_dataeval_global(counts, threshold)
+    has = ~np.isnan(ref)
+    for got in (resample.repeat_factor_sampling(counts, threshold=threshold,
+                                                aggregation="mean"),
+                resample.repeat_factor_sampling(scipy_sparse.csr_matrix(counts),
+                                                threshold=threshold, aggregation="mean"),
+                jax.jit(lambda c, t: resample.repeat_factor_sampling(
+                        c, threshold=t, aggregation="mean"))(jnp.asarray(counts), threshold)):
+        got = np.asarray(got, np.float64)
+        np.testing.assert_allclose(got[has], ref[has], rtol=1e-6)
+        np.testing.assert_array_equal(got[~has], 1.0)
+        # DataEval draws images with probabilities proportional to these weights.
+        np.testing.assert_allclose(got[has] / got[has].sum(), ref[has] / ref[has].sum(),
+                                   rtol=1e-6)
+
+
+def test_mean_aggregation_hand_value_and_bad_name():
+    # f = (1, 1/4): factors 1 and 2 at t = 1; the image with both classes gets 1.5 (max: 2).
+    counts = np.array([[1, 0], [1, 0], [1, 0], [3, 1]])
+    np.testing.assert_allclose(resample.repeat_factor_sampling(
+            counts, threshold=1.0, aggregation="mean"), [1, 1, 1, 1.5], rtol=1e-6)
+    np.testing.assert_allclose(resample.repeat_factor_sampling(
+            counts, threshold=1.0, aggregation="max"), [1, 1, 1, 2], rtol=1e-6)
+    with pytest.raises(ValueError, match="`aggregation`"):
+        resample.repeat_factor_sampling(counts, aggregation="median")
 
 
 # ------------------------------------------------------------------- stochastic rounding

@@ -1,6 +1,7 @@
 r"""From weights to indices, in one place: repeat factors, stochastic rounding, index lists.
 
-* `repeat_factor_sampling`: per-image repeat factors from class frequencies (LVIS).
+* `repeat_factor_sampling`: per-image repeat factors from class frequencies (LVIS: the max
+  over an image's classes; DataEval's "global" rule: the mean).
 * `stochastic_round` (a JAX ``key``) and `round_host` (a NumPy generator): the one rounding
   rule ``floor(r) + [u < r - floor(r)]``, written once (`_round`).
 * `indices` and `expand`: repeat counts to the index list.
@@ -19,6 +20,8 @@ import numpy as np
 from jbalance._src import checks
 from jbalance._src.resample.problem import objects as _objects
 from jbalance._src.typing import ArrayLike, Float, Int, Num, PRNGKey
+
+AGGREGATIONS = ("max", "mean")
 
 # ---------------------------------------------------------------------------------------
 # Repeat factors.
@@ -48,31 +51,44 @@ def _presence(counts: Any) -> tuple[Any, Any, Any, int, int]:
 
 
 def repeat_factor_sampling(counts: Num[" n *c"], *, threshold: ArrayLike = 0.001,
-                           sqrt: bool = True) -> Float[" n"]:
+                           sqrt: bool = True, aggregation: str = "max") -> Float[" n"]:
     r"""Expected per-image repeat factors from class frequencies (LVIS; a baseline).
 
     As in LVIS and detectron2's ``RepeatFactorTrainingSampler``: with :math:`f_c` the
     fraction of images that contain class ``c``,
 
     .. math::
-      r_c = \max\Big(1, \sqrt{t / f_c}\Big), \qquad r_i = \max_{c \in i} r_c,
+      r_c = \max\Big(1, \sqrt{t / f_c}\Big), \qquad
+      r_i = \max_{c \in i} r_c \;\; (\texttt{"max"}) \quad\text{or}\quad
+      r_i = \frac{1}{|i|} \sum_{c \in i} r_c \;\; (\texttt{"mean"}),
 
-    and images without any class get ``r_i = 1``.
+    over the distinct classes :math:`c \in i` of image ``i``; images without any class get
+    ``r_i = 1``.
     It never drops an image, so it cannot lower frequent classes; compare with
     `jbalance.resample.solve`.
+
+    DataEval's ``ClassBalance("global")`` rule is ``threshold=1, aggregation="mean"``
+    (its ``oversample_factor`` is ``threshold``, its ``aggregation_func`` is
+    ``aggregation``): it draws ``N`` images with probabilities proportional to these
+    factors. Pass them to `jbalance.sampling.epoch_indices` with ``mode="probs"`` for that,
+    or as repeat factors (DataEval gives images without any class probability 0 when it
+    handles empty images; here they keep factor 1).
 
     Args:
       counts: ``[N, C]`` counts or presence (only ``> 0`` matters): dense, BCOO or scipy.
         A dense JAX array works under ``jit`` (and ``threshold`` is traceable).
       threshold: frequency threshold ``t`` (LVIS and detectron2 use 0.001). Must be > 0.
       sqrt: static; ``True`` uses :math:`\sqrt{t/f_c}` (LVIS), ``False`` uses ``t/f_c``.
+      aggregation: static; ``"max"`` (LVIS and detectron2, default) or ``"mean"``
+        (DataEval) over the classes of an image.
 
     Returns:
       float32 ``[N]`` expected repeat factors (round them with `stochastic_round`, or let
       `jbalance.sampling.epoch_indices` round them afresh every epoch).
 
     Raises:
-      ValueError: bad ``counts`` (see `jbalance.resample.solve`) or ``threshold <= 0``.
+      ValueError: bad ``counts`` (see `jbalance.resample.solve`), ``threshold <= 0`` or an
+        unknown ``aggregation``.
 
     Examples:
       >>> import numpy as np
@@ -80,22 +96,31 @@ def repeat_factor_sampling(counts: Num[" n *c"], *, threshold: ArrayLike = 0.001
       >>> counts = np.array([[1, 0], [1, 0], [1, 0], [1, 1]])
       >>> print(np.round(np.asarray(resample.repeat_factor_sampling(counts, threshold=0.5)), 4))
       [1.     1.     1.     1.4142]
+      >>> print(np.round(np.asarray(resample.repeat_factor_sampling(
+      ...     counts, threshold=1.0, aggregation="mean")), 4))
+      [1.  1.  1.  1.5]
 
     References:
       Gupta, Dollar & Girshick, `LVIS: A Dataset for Large Vocabulary Instance Segmentation
-      <https://arxiv.org/abs/1908.03195>`_, 2019.
+      <https://arxiv.org/abs/1908.03195>`_, 2019. DataEval,
+      ``dataeval.selection.ClassBalance`` (``method="global"``).
 
     .. versionadded:: 0.1.0
+
+    .. versionchanged:: 0.3.0
+      ``aggregation``.
     """
     checks.check_scalar_range(threshold, "threshold", low=0.0, low_inclusive=False)
+    checks.check_one_of(aggregation, AGGREGATIONS, "aggregation")
     img, cls, present, n, c = _presence(counts)
     return _factors(img, cls, present, jnp.asarray(threshold, jnp.float32), num_images=n,
-                    num_classes=c, sqrt=bool(sqrt))
+                    num_classes=c, sqrt=bool(sqrt), aggregation=aggregation)
 
 
-@functools.partial(jax.jit, static_argnames=("num_images", "num_classes", "sqrt"))
+@functools.partial(jax.jit, static_argnames=("num_images", "num_classes", "sqrt",
+                                             "aggregation"))
 def _factors(img: Any, cls: Any, present: Any, threshold: Any, *, num_images: int,
-             num_classes: int, sqrt: bool) -> Any:
+             num_classes: int, sqrt: bool, aggregation: str) -> Any:
     """`repeat_factor_sampling` on a presence object list (dense and sparse alike)."""
     dtype = jnp.float32
     on = present.astype(dtype)
@@ -103,11 +128,16 @@ def _factors(img: Any, cls: Any, present: Any, threshold: Any, *, num_images: in
     ratio = threshold / jnp.maximum(freq, jnp.finfo(dtype).tiny)
     rc = jnp.maximum(1, jnp.sqrt(ratio) if sqrt else ratio)
     per = rc[cls]
-    # Absent entries count as 1, which every factor is at least: images without any class
-    # get 1 too.
-    out = jax.ops.segment_max(jnp.where(present, per, jnp.ones((), dtype)), img,
-                              num_segments=num_images, indices_are_sorted=True)
-    return jnp.maximum(out, 1)
+    if aggregation == "max":
+        # Absent entries count as 1, which every factor is at least: images without any
+        # class get 1 too.
+        out = jax.ops.segment_max(jnp.where(present, per, jnp.ones((), dtype)), img,
+                                  num_segments=num_images, indices_are_sorted=True)
+        return jnp.maximum(out, 1)
+    total = jax.ops.segment_sum(jnp.where(present, per, jnp.zeros((), dtype)), img,
+                                num_segments=num_images, indices_are_sorted=True)
+    k = jax.ops.segment_sum(on, img, num_segments=num_images, indices_are_sorted=True)
+    return jnp.where(k > 0, total / jnp.maximum(k, 1), jnp.ones((), dtype))
 
 
 # ---------------------------------------------------------------------------------------
