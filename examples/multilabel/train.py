@@ -83,16 +83,18 @@ SCHEDULES = ("start", "deferred")
 
 
 def _solver_grid() -> tuple[Any, ...]:
-    """Solver variants around the defaults, one setting changed at a time (and two pairs).
+    """Solver variants around the defaults, one setting changed at a time, with
+    ``min_repeat`` 0 and (when `resample.solve` has it) 1.
 
     Each is a tuple of ``(name, value)`` arguments of `resample.solve`; ``lam`` is given as a
     multiple of the default ``0.5 / median class total``.
     """
-    out: list[tuple[tuple[str, Any], ...]] = [
+    base: list[tuple[tuple[str, Any], ...]] = [
         (), (("target", "max"),), (("tau", 0.5),), (("lam_scale", 4.0),),
         (("lam_scale", 0.25),)]
-    if solver_has_min_repeat():
-        out += [(("min_repeat", 1),), (("min_repeat", 1), ("target", "max"))]
+    out = list(base)
+    if solver_has_min_repeat():  # the same variants again, never dropping an image
+        out += [(("min_repeat", 1),) + v for v in base]
     return tuple(out)
 
 
