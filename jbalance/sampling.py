@@ -2,7 +2,8 @@
 
 See ``docs/sampling.md``. Decoupled sampling (Kang et al., ICLR 2020):
 `class_balanced_probs` (``q`` = 1 instance-, 1/2 square-root, 0 class-balanced) and
-`progressive_probs`; `sample_indices` draws from them under `jit`. Host-side epochs:
+`progressive_probs`; class-aware sampling for multi-label counts (Shen et al., 2016):
+`class_aware_probs`; `sample_indices` draws from them under `jit`. Host-side epochs:
 `epoch_indices` (repeat factors rounded afresh each epoch, or probabilities; sharded), the
 schedules `progressive_schedule` and `deferred_schedule`, and the adapters `GrainSampler`
 (grain's ``Sampler`` protocol) and `TorchSampler` (a ``torch.utils.data.Sampler``). grain
@@ -15,6 +16,7 @@ from jbalance._src.sampling.adapters import GrainSampler as GrainSampler
 from jbalance._src.sampling.epochs import deferred_schedule as deferred_schedule
 from jbalance._src.sampling.epochs import epoch_indices as epoch_indices
 from jbalance._src.sampling.epochs import progressive_schedule as progressive_schedule
+from jbalance._src.sampling.probs import class_aware_probs as class_aware_probs
 from jbalance._src.sampling.probs import class_balanced_probs as class_balanced_probs
 from jbalance._src.sampling.probs import progressive_probs as progressive_probs
 from jbalance._src.sampling.probs import sample_indices as sample_indices
@@ -22,6 +24,7 @@ from jbalance._src.sampling.probs import sample_indices as sample_indices
 __all__ = [
     "GrainSampler",
     "TorchSampler",  # noqa: F822 (built on first access, see __getattr__)
+    "class_aware_probs",
     "class_balanced_probs",
     "deferred_schedule",
     "epoch_indices",

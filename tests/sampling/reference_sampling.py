@@ -4,6 +4,7 @@ with `jbalance.resample`), written from the papers' formulas, never from ``_src`
 * `np_class_balanced`: Kang et al. (ICLR 2020) eq. 1.
 * `np_rfs`: LVIS repeat-factor sampling, loops over images and their classes.
 * `np_dataeval_global`: DataEval's ``ClassBalance("global")`` image weights.
+* `np_class_aware`: Shen et al.'s class-aware sampling, class first, then an image.
 * `chi_square_ok`: Pearson's goodness-of-fit bound for the statistical checks.
 """
 
@@ -48,6 +49,20 @@ def np_dataeval_global(counts, oversample_factor=1.0):
         if classes:
             out[i] = float(np.mean([factor[c] for c in classes]))
     return out
+
+
+def np_class_aware(counts):
+    """Class-aware sampling (Shen et al., 2016) by its definition: draw a class uniformly
+    among the classes present in the data, then uniformly one of the images holding it; the
+    probability of image ``i`` sums that path over its classes."""
+    present = np.asarray(counts) > 0
+    held = [c for c in range(present.shape[1]) if present[:, c].any()]
+    p = np.zeros(present.shape[0])
+    for c in held:
+        images = np.flatnonzero(present[:, c])
+        for i in images:
+            p[i] += (1 / len(held)) * (1 / len(images))
+    return p
 
 
 def chi_square_ok(counts, expected):

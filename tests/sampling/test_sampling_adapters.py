@@ -2,13 +2,15 @@
 
 No skips: CI installs grain and CPU torch, and these tests are the acceptance checks of the
 adapters (a real `grain.DataLoader` with sharding and checkpoint restore; a real
-`torch.utils.data.DataLoader` with two simulated ranks and `set_epoch`).
+`torch.utils.data.DataLoader` with two simulated ranks and `set_epoch`), and class-aware
+probabilities driving both.
 """
 
 import grain  # noqa: I001 - the real libraries, imported at the top on purpose
 import numpy as np
 import pytest
 import torch
+from reference_sampling import chi_square_ok, np_class_aware
 
 from jbalance import sampling
 
@@ -249,3 +251,33 @@ def test_grain_random_map_gets_the_index_sampler_rng():
     expect = [np.random.Generator(np.random.Philox(key=5 + g)).integers(0, 2**31)
               for g in range(len(ref))]
     assert [r for _, r in got] == expect
+
+
+# ------------------------------------------------------------------ class-aware sampling
+
+
+def test_class_aware_probs_drive_grain_and_torch():
+    # Multi-label presence: class-aware probabilities (a JAX array) as mode="probs" weights.
+    rng = np.random.default_rng(0)
+    counts = (rng.random((40, 5)) < np.array([0.8, 0.4, 0.2, 0.1, 0.05])).astype(np.int32)
+    counts[:5] = np.eye(5, dtype=np.int32)
+    p = sampling.class_aware_probs(counts)
+    ref = np_class_aware(counts)
+    kw = dict(mode="probs", num_samples=500)
+    stream = _stream(p, 7, 20, **kw)
+    grain_sampler = sampling.GrainSampler(p, seed=7, num_epochs=20, record_rng=False, **kw)
+    assert [grain_sampler[g].record_key for g in range(len(grain_sampler))] == list(stream)
+    loader = grain.DataLoader(data_source=np.arange(40), sampler=grain_sampler,
+                              worker_count=0)
+    np.testing.assert_array_equal([int(x) for x in loader], stream)
+    ok, stat = chi_square_ok(np.bincount(stream, minlength=40), stream.size * ref)
+    assert ok, stat
+    torch_sampler = sampling.TorchSampler(p, seed=7, **kw)
+    drawn = []
+    for e in range(20):
+        torch_sampler.set_epoch(e)
+        batches = torch.utils.data.DataLoader(torch.arange(40), sampler=torch_sampler,
+                                              batch_size=50)
+        drawn.append(torch.cat(list(batches)).numpy())
+        assert len(torch_sampler) == 500
+    np.testing.assert_array_equal(np.concatenate(drawn), stream)

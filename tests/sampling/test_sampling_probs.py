@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from reference_sampling import chi_square_ok, np_class_balanced
+from reference_sampling import chi_square_ok, np_class_aware, np_class_balanced
 
 from jbalance import checks, sampling
 
@@ -122,6 +122,74 @@ def test_probs_checks_under_jit():
     got = jax.jit(lambda y: sampling.class_balanced_probs(y, num_classes=4))(bad)
     assert float(got[0]) == 0.0
     np.testing.assert_allclose(got[1:], np_class_balanced(LABELS[1:], 4, 0.0), rtol=1e-6)
+
+
+# ----------------------------------------------------------------- class-aware sampling
+
+MULTI = np.array([[3, 0, 0, 0], [1, 1, 0, 0], [1, 0, 0, 0], [2, 0, 0, 1], [0, 0, 0, 0],
+                  [1, 0, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0]])  # class 2 empty, image 4 empty
+
+
+def test_class_aware_matches_reference_dense_sparse_traced():
+    import scipy.sparse as sp
+
+    ref = np_class_aware(MULTI)
+    np.testing.assert_allclose(ref.sum(), 1.0)
+    for got in (sampling.class_aware_probs(MULTI),
+                sampling.class_aware_probs(MULTI > 0),
+                sampling.class_aware_probs(sp.csr_matrix(MULTI)),
+                jax.jit(sampling.class_aware_probs)(jnp.asarray(MULTI))):
+        assert got.dtype == jnp.float32 and got.shape == (8,)
+        np.testing.assert_allclose(got, ref, rtol=1e-6)
+    assert float(sampling.class_aware_probs(MULTI)[4]) == 0.0  # no class, never drawn
+
+
+def test_class_aware_hand_worked_and_single_label():
+    # n = (4, 1) over 5 images, C' = 2: 1/8 for the class-0-only images, (1/4 + 1) / 2.
+    counts = np.array([[1, 0], [1, 0], [1, 0], [1, 1], [0, 0]])
+    np.testing.assert_allclose(sampling.class_aware_probs(counts),
+                               [0.125, 0.125, 0.125, 0.625, 0.0], rtol=1e-6)
+    # One label per image: class-balanced sampling (q = 0).
+    onehot = np.eye(4, dtype=np.int32)[LABELS]
+    np.testing.assert_allclose(sampling.class_aware_probs(onehot),
+                               np_class_balanced(LABELS, 4, 0.0), rtol=1e-6)
+    half = sampling.class_aware_probs(counts, dtype=jnp.bfloat16)
+    assert half.dtype == jnp.bfloat16
+    np.testing.assert_allclose(np.asarray(half, np.float32), [0.125] * 3 + [0.625, 0],
+                               rtol=1e-2)
+
+
+@pytest.mark.parametrize("bad,err,match", [
+    (np.zeros((3, 2)), ValueError, "no non-zero"),
+    (np.array([[1, -1], [0, 1]]), ValueError, "negative"),
+    (np.array([[1.5, 0], [0, 1]]), ValueError, "whole number"),
+    (np.array([1, 0, 1]), ValueError, "rank"),
+])
+def test_class_aware_bad_input(bad, err, match):
+    with pytest.raises(err, match=match):
+        sampling.class_aware_probs(bad)
+    with pytest.raises(TypeError, match="dtype"):
+        sampling.class_aware_probs(MULTI, dtype=jnp.int32)
+
+
+def test_class_aware_with_sample_indices_draws_classes_uniformly():
+    rng = np.random.default_rng(0)
+    counts = (rng.random((400, 6)) < np.array([0.9, 0.3, 0.1, 0.03, 0.02, 0.01])).astype(int)
+    counts[:6, :] = np.eye(6, dtype=int)  # every class present
+    p = sampling.class_aware_probs(counts)
+    s = 200_000
+    idx = np.asarray(_sample(jax.random.key(2), p, s))
+    ref = np_class_aware(counts)
+    ok, stat = chi_square_ok(np.bincount(idx, minlength=400), s * ref)
+    assert ok, stat
+    # Two-stage view: the class of a draw, chosen uniformly among the drawn image's
+    # classes weighted by 1/n_c, is uniform over the classes.
+    present = counts > 0
+    n_c = present.sum(0)
+    w = present[idx] / n_c
+    cls = (w.cumsum(1) > rng.random(s)[:, None] * w.sum(1, keepdims=True)).argmax(1)
+    ok, stat = chi_square_ok(np.bincount(cls, minlength=6), np.full(6, s / 6))
+    assert ok, stat
 
 
 # -------------------------------------------------------------------------- sample_indices

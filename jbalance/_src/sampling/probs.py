@@ -1,8 +1,10 @@
 r"""Per-example sampling probabilities (decoupled sampling) and a jittable sampler.
 
 `class_balanced_probs` and `progressive_probs` are the sampling distributions of Kang et
-al. (ICLR 2020); `sample_indices` draws from any such distribution with replacement, under
-`jit`, in :math:`O(N + S \log N)` for :math:`N` examples and :math:`S` draws.
+al. (ICLR 2020) for one label per example; `class_aware_probs` is class-aware sampling (Shen
+et al., 2016) for multi-label and multi-object counts; `sample_indices` draws from any such
+distribution with replacement, under `jit`, in :math:`O(N + S \log N)` for :math:`N`
+examples and :math:`S` draws.
 """
 
 import functools
@@ -13,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jbalance._src import checks
-from jbalance._src.typing import ArrayLike, Bool, Float, Int, PRNGKey
+from jbalance._src.sampling import repeats as _repeats
+from jbalance._src.typing import ArrayLike, Bool, Float, Int, Num, PRNGKey
 
 # Fan-out of the tree searched by `sample_indices`: a row of 16 float32 cumulative sums is
 # one 64-byte cache line, so each level costs one memory access per draw (a flat binary
@@ -185,6 +188,71 @@ def progressive_probs(labels: Int[" n"], *, num_classes: int, progress: ArrayLik
     labels, t = _check_inputs(labels, num_classes, progress, "progress", dtype)
     return _progressive(labels, checks.mask(where, labels.shape, "[num_examples]"), t,
                         num_classes=int(num_classes))
+
+
+def class_aware_probs(counts: Num[" n *c"], *, dtype: Any = jnp.float32) -> Float[" n"]:
+    r"""Class-aware sampling: pick a class uniformly, then an image that holds it uniformly.
+
+    The per-image probabilities of Shen et al.'s class-aware sampling (relay
+    backpropagation) for multi-label or multi-object data: every class present in the data
+    is drawn equally often, whatever its frequency, and an image holding several classes
+    can be reached through each of them. With :math:`n_c` the number of images that hold
+    class :math:`c` and :math:`C'` the number of classes with :math:`n_c > 0`,
+
+    .. math::
+      p_i = \frac{1}{C'} \sum_{c:\, Y_{ic} > 0} \frac{1}{n_c},
+
+    which sums to one over the images; images with no class get 0. With one label per image
+    it equals ``class_balanced_probs(labels, q=0)``.
+
+    Draw from it with `sample_indices` (under ``jit``), or pass it to `epoch_indices`,
+    `GrainSampler` or `TorchSampler` with ``mode="probs"``.
+
+    Args:
+      counts: ``[N, C]`` counts or 0/1 presence (only ``> 0`` matters): dense NumPy/JAX
+        (works under ``jit``: entries ``<= 0`` count as absent), BCOO or ``scipy.sparse``.
+      dtype: the floating output dtype (default float32).
+
+    Returns:
+      ``[N]`` probabilities of ``dtype`` summing to 1.
+
+    Raises:
+      ValueError: negative, NaN or non-integer counts, rank other than 2, or no class
+        present at all (concrete counts). TypeError: a non-floating ``dtype``.
+
+    Examples:
+      >>> import numpy as np
+      >>> from jbalance import sampling
+      >>> counts = np.array([[1, 0], [1, 0], [1, 0], [1, 1], [0, 0]])
+      >>> print(sampling.class_aware_probs(counts))
+      [0.125 0.125 0.125 0.625 0.   ]
+
+    References:
+      Shen, Lin & Huang, `Relay Backpropagation for Effective Learning of Deep
+      Convolutional Neural Networks <https://arxiv.org/abs/1512.05830>`_, ECCV 2016
+      (class-aware sampling).
+
+    .. versionadded:: 0.3.0
+    """
+    dtype = checks.floating_dtype(dtype)
+    img, cls, present, n, c = _repeats._presence(counts)
+    if checks.is_concrete(present) and not bool(np.asarray(present).any()):
+        raise ValueError("`counts` has no non-zero entries: no class to sample from.")
+    return _class_aware(img, cls, present, num_images=n, num_classes=c, dtype=dtype)
+
+
+@functools.partial(jax.jit, static_argnames=("num_images", "num_classes", "dtype"))
+def _class_aware(img, cls, present, *, num_images, num_classes, dtype):
+    out_dtype, dtype = dtype, checks.compute_dtype(dtype)  # 16-bit output: sums in float32
+    on = present.astype(dtype)
+    # int32 image counts: float32 would stop counting at 2^24 images of one class.
+    n_c = jax.ops.segment_sum(present.astype(jnp.int32), cls, num_segments=num_classes)
+    held = n_c > 0
+    inv = jnp.where(held, 1 / jnp.where(held, n_c, 1).astype(dtype), jnp.zeros((), dtype))
+    classes = jnp.maximum(jnp.sum(held), 1).astype(dtype)
+    per = jax.ops.segment_sum(on * inv[cls], img, num_segments=num_images,
+                              indices_are_sorted=True)
+    return (per / classes).astype(out_dtype)
 
 
 def sample_indices(key: PRNGKey, probs: Float[" n"], num_samples: int) -> Int[" num_samples"]:

@@ -41,7 +41,9 @@ def _presence(counts: Any) -> tuple[Any, Any, Any, int, int]:
         n, c = counts.shape
         img = jnp.repeat(jnp.arange(n, dtype=jnp.int32), c)
         cls = jnp.tile(jnp.arange(c, dtype=jnp.int32), n)
-        return img, cls, (jnp.asarray(counts) > 0).reshape(-1), n, c
+        y = jnp.asarray(counts)
+        present = y if y.dtype == jnp.bool_ else y > 0  # (no bool > int under strict rules)
+        return img, cls, present.reshape(-1), n, c
     obj = _objects(counts)
     # Duplicate (image, class) entries of a sparse matrix count once.
     pairs = np.unique(obj.img.astype(np.int64) * obj.num_classes + obj.cls)
