@@ -1,4 +1,9 @@
-"""Test configuration: 8 virtual CPU devices and strict JAX promotion rules."""
+"""Test configuration: 8 virtual CPU devices and strict JAX promotion rules.
+
+Tests mirror the source (tests/<area>/test_*.py, unique basenames, no __init__.py). Heavy
+tests carry ``@pytest.mark.slow`` on the test itself (or ``pytest.param(..., marks=...)``):
+`make test-fast` skips them, `make test` (CI) runs everything.
+"""
 
 import os
 
@@ -78,51 +83,3 @@ def _free_compiled_programs_after_each_module(request):
         with open(log, "a") as f:
             f.write(f"{request.module.__name__} peak {status['VmHWM'].strip()} "
                     f"now {status['VmRSS'].strip()}\n")
-
-
-# The quick loop (`make test-fast`, `-m "not slow"`) skips the heaviest compiles as well as
-# the tests marked `slow` in their files (subprocesses, notebooks, multi-host, real-label LP
-# checks). Each entry below is covered in the quick loop by a lighter test of the same
-# function; `make test` (CI) runs everything. Measured with `pytest --durations=0`.
-_HEAVY = (
-    "test_augment.py::test_jit_equals_eager_and_same_key_same_output",
-    "test_augment.py::test_vmap_of_one_example_functions_equals_batch",
-    "test_augment.py::test_mosaic_boxes_matches_reference",
-    "test_augment.py::test_mixup_batch_lambdas_distinct_per_example_and_shared_in_batch_mode",
-    "test_augment.py::test_cutmix_batch_window_path_and_donation_equal_the_one_example_function",
-    "test_augment.py::test_box_format_round_trips_through_mosaic_and_mixup",
-    "test_augment.py::test_cutmix_label_weight_is_exact_pasted_fraction",
-    "test_augment.py::test_traced_alpha_and_eval_shape",
-    "test_augment.py::test_batch_of_one_mixes_with_itself",
-    "test_augment.py::test_box_drawn_in_source_is_found_at_its_new_coordinates",
-    "test_augment.py::test_label_rows_sum_to_one",
-    "test_augment.py::test_mosaic_tiles_are_source_crops",
-    "test_augment.py::test_mixup_boxes_matches_reference",
-    "test_augment.py::test_compiles_once_per_shape",
-    "test_augment.py::test_mixup_lambda_is_beta_distributed",
-    "test_augment.py::test_in_place_equals_the_default_with_and_without_donation",
-    "test_sharding.py::test_local_partners_are_per_shard_and_move_no_images",
-    "test_sharding.py::test_global_partners_equal_one_device",
-    "test_sharding.py::test_local_partner_weights_are_split_with_the_batch",
-    "test_shapes.py::test_augment_and_boxes_annotations_hold",
-    "test_losses.py::test_check_grads_order_two",
-    "test_losses.py::test_softmax_focal_factor_precise_near_certainty",
-    "test_losses.py::test_softmax_integer_equals_one_hot",
-    "test_losses_longtail.py::test_jit_vmap_grad",
-    "test_losses_longtail.py::test_extreme_logits_finite",
-    "test_losses_longtail.py::test_asymmetric_paths_agree_and_label_gradients",
-    "test_examples.py::test_smoke_every_method",
-    "test_resample_core.py::test_class_ids_equal_one_hot_counts",
-    "test_resample_core.py::test_jit_of_solve_with_traced_counts",
-    "test_resample.py::test_input_formats_agree",
-    "test_resample.py::test_smooth_objectives_with_optax",
-    "test_metrics.py::test_vmap_equals_loop",
-    "test_doctests.py::test_docstring_example[jbalance.augment.",
-    "test_doctests.py::test_docstring_example[jbalance.sharding.",
-)
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if any(h in item.nodeid for h in _HEAVY):
-            item.add_marker(pytest.mark.slow)

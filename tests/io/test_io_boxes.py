@@ -378,7 +378,7 @@ def test_coco_bad_image_sizes(tmp_path, value):
 # ------------------------------------------------------------------------------------------
 # The bundled fixtures (tests/data/io_fixtures) against values written out by hand.
 
-FIXTURES = pathlib.Path(__file__).parent / "data" / "io_fixtures"
+FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "data" / "io_fixtures"
 
 
 def test_bundled_fixtures_against_hand_written_reference():

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-SCRIPT = pathlib.Path(__file__).parent.parent / "examples" / "multihost" / "train.py"
+SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "examples" / "multihost" / "train.py"
 
 
 def _losses(num_processes: int, devices_per_process: int) -> list[float]:

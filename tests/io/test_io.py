@@ -200,10 +200,12 @@ def test_bundled_voc_loads_and_matches_its_note():
 
 def test_label_set_is_a_named_tuple_with_extras():
     ls = jio.from_counts(np.eye(3, 2, dtype=bool), class_names=["a", "b"])
-    counts, names, ids, fmt, source, objects, sizes, paths = ls
+    # The first fields unpack in their documented order; the optional extras are None.
+    counts, names, ids, fmt, source, objects, sizes, paths = ls[:8]
     assert counts.dtype == np.int32 and names == ["a", "b"] and ids == ["0", "1", "2"]
     assert (ls.num_images, ls.num_classes, fmt, source) == (3, 2, "array", "")
     assert objects is None and sizes is None and paths is None
+    assert all(getattr(ls, f) is None for f in ls._fields[8:]), ls._fields
     # The five-field constructor of earlier versions still works.
     old = jio.LabelSet(counts, names, ids, "csv", "x.csv")
     assert old.objects is None and old.image_paths is None and old.format == "csv"

@@ -286,6 +286,6 @@ def test_coco_cells_are_bounded_by_the_input(tmp_path):
 
 
 def test_bound_rules_are_documented():
-    doc = (pathlib.Path(__file__).parent.parent / "docs" / "io.md").read_text()
+    doc = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "io.md").read_text()
     for needle in ("1024", "16 cells per byte", "atomic", "LabelFormatError", "os.replace"):
         assert needle in doc, needle

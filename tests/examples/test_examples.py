@@ -66,6 +66,7 @@ def test_every_method_is_well_formed():
         "tau=0.5, alpha=0.2", "tau=0.5, alpha=1.0"]
 
 
+@pytest.mark.slow  # trains every method of the study (a subprocess-sized run)
 def test_smoke_every_method(tmp_path):
     out, js = tmp_path / "results.md", tmp_path / "results.json"
     assert study_main.main(["--smoke", "--out", str(out), "--json", str(js)]) == 0

@@ -5,7 +5,7 @@ import re
 
 import jax
 
-README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_quick_start_runs():

@@ -10,6 +10,10 @@ import pytest
 import jbalance
 
 _MODULES = [*jbalance._SUBMODULES, "report"]
+# Examples that compile whole augmentation programs (copy kernels) or 8-device programs take
+# seconds each: `make test-fast` skips them; tests/augment and tests/sharding run the same
+# functions in the quick loop.
+_HEAVY_MODULES = ("jbalance.augment.", "jbalance.sharding.")
 
 
 def _doctests():
@@ -26,7 +30,9 @@ def _doctests():
                 key = (test.filename, test.lineno, test.name)
                 if test.examples and key not in seen:
                     seen.add(key)
-                    yield pytest.param(test, id=test.name)
+                    heavy = test.name.startswith(_HEAVY_MODULES)
+                    yield pytest.param(test, id=test.name,
+                                       marks=[pytest.mark.slow] if heavy else [])
 
 
 DOCTESTS = list(_doctests())

@@ -26,7 +26,8 @@ def _batch(key, n=16, h=12, w=10, c=3, k=5):
 
 def _boxes(n=16, m=3, h=12, w=10):
     rng = np.random.default_rng(0)
-    x1 = rng.uniform(0, w / 2, (n, m)); y1 = rng.uniform(0, h / 2, (n, m))
+    x1 = rng.uniform(0, w / 2, (n, m))
+    y1 = rng.uniform(0, h / 2, (n, m))
     boxes = np.stack([x1, y1, x1 + w / 3, y1 + h / 3], -1).astype(np.float32)
     classes = rng.integers(0, 4, (n, m)).astype(np.int32)
     valid = rng.uniform(size=(n, m)) < 0.8
@@ -93,7 +94,10 @@ def _per_shard_reference(fn, key, arrays, n_shards, **options):
     return jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *outs)
 
 
-@pytest.mark.parametrize("name", ["mixup", "cutmix", "mosaic"])
+# MixUp stays in the quick loop as data_parallel's light case; each other function compiles
+# its copy kernels for 8 devices (tens of seconds on 2 cores).
+@pytest.mark.parametrize("name", ["mixup", pytest.param("cutmix", marks=pytest.mark.slow),
+                                  pytest.param("mosaic", marks=pytest.mark.slow)])
 def test_local_partners_are_per_shard_and_move_no_images(mesh, getkey, name):
     fn = getattr(augment, name)
     images, labels = _batch(getkey())
@@ -109,6 +113,7 @@ def test_local_partners_are_per_shard_and_move_no_images(mesh, getkey, name):
     assert not [c for c in COLLECTIVES if c in hlo], "local partners must not communicate"
 
 
+@pytest.mark.slow
 def test_local_partners_mosaic_boxes(mesh, getkey):
     images, _ = _batch(getkey())
     boxes, classes, valid = _boxes()
@@ -121,6 +126,7 @@ def test_local_partners_mosaic_boxes(mesh, getkey):
                                    rtol=1e-6, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_local_partner_weights_are_split_with_the_batch(mesh, getkey):
     images, labels = _batch(getkey())
     weights = jnp.where(jnp.arange(16) % 2 == 0, 1.0, 0.0)  # only even examples as partners
@@ -134,6 +140,7 @@ def test_local_partner_weights_are_split_with_the_batch(mesh, getkey):
         np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mixup", "cutmix"])
 def test_global_partners_equal_one_device(mesh, getkey, name):
     fn = getattr(augment, name)
@@ -147,6 +154,7 @@ def test_global_partners_equal_one_device(mesh, getkey, name):
         assert isinstance(g.sharding, NamedSharding) and g.sharding.spec == PartitionSpec("data")
 
 
+@pytest.mark.slow  # three 8-device in-place programs plus their donated twins
 @pytest.mark.parametrize("name,options", [("mixup", {"in_place": True}),
                                           ("cutmix", {"in_place": True}),
                                           ("cutmix", {"mode": "batch"})])
