@@ -4,11 +4,13 @@
 (NumPy): it turns the variable-length object list of a label set into the fixed box slots
 that jitted code needs. `clip_boxes` is the box policy shared by `augment.mosaic_boxes` and
 `augment.mixup_boxes`: clip to the image, drop non-finite and degenerate boxes.
+`from_instance_ids` gives the boxes of an instance id map (`augment.copy_paste` output).
 """
 
 import warnings
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -58,6 +60,19 @@ class ClippedBoxes(NamedTuple):
       boxes: ``[..., 4]`` in the input's ``box_format`` and dtype, clipped to the image;
         dropped slots are zero boxes.
       valid: ``[...]`` bool, True for a box that was valid and survived the policy.
+    """
+
+    boxes: Float[" *n 4"]
+    valid: Bool[" *n"]
+
+
+class InstanceBoxes(NamedTuple):
+    """Boxes of the instances of an id map (`from_instance_ids`; unpacks as ``boxes, valid``).
+
+    Attributes:
+      boxes: ``[..., N, 4]`` float32 pixel ``"xyxy"`` boxes with exclusive ``x2``/``y2``
+        pixel edges; zero boxes for instances without pixels.
+      valid: ``[..., N]`` bool, True for an instance with at least one pixel.
     """
 
     boxes: Float[" *n 4"]
@@ -391,3 +406,73 @@ def pad_objects(objects: Objects, image_indices: Int[" b"], *, max_boxes: int,
             raise ValueError(msg)
         warnings.warn(msg, BoxesTruncatedWarning, stacklevel=2)
     return PaddedObjects(boxes_out, classes_out, valid)
+
+
+# ----------------------------------------------------------------------------------------
+# Instance id maps -> boxes.
+
+
+def from_instance_ids(instance_ids: Int[" *b h w"], num_instances: int) -> InstanceBoxes:
+    r"""The enclosing box of every instance of an id map (pure JAX).
+
+    ``instance_ids`` follows `jbalance.augment.copy_paste`: 0 is no instance and id ``k``
+    is slot ``k - 1``. Pixel ``(y, x)`` covers ``[x, x + 1) x [y, y + 1)``, so the box of
+    an instance is ``(min x, min y, max x + 1, max y + 1)``: x2/y2 are exclusive pixel
+    edges, the convention of the package's pixel boxes (`clip_boxes` clips to
+    ``[0, W] x [0, H]``; a one-pixel instance has width 1). torchvision's
+    ``masks_to_boxes`` returns the inclusive ``max x, max y`` instead: its boxes are ours
+    minus 1 in ``x2`` and ``y2``.
+
+    Args:
+      instance_ids: ``[..., H, W]`` integer ids; ids outside ``[1, num_instances]`` belong
+        to no box (they are not checked).
+      num_instances: Number of slots ``N`` (static positive int), e.g. ``2M`` for
+        `copy_paste` output.
+
+    Returns:
+      An `InstanceBoxes` ``(boxes [..., N, 4] float32 xyxy, valid [..., N] bool)``; an
+      instance without pixels has a zero box and ``valid=False``. Use
+      ``valid & pasted.valid`` with `copy_paste` output.
+
+    Raises:
+      ValueError / TypeError: ``instance_ids`` of rank < 2 or not integer, bad
+        ``num_instances``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jbalance import boxes
+      >>> ids = jnp.zeros((6, 8), jnp.int32).at[1:3, 2:7].set(2)
+      >>> b, v = boxes.from_instance_ids(ids, 2)
+      >>> b.tolist(), v.tolist()
+      ([[0.0, 0.0, 0.0, 0.0], [2.0, 1.0, 7.0, 3.0]], [False, True])
+    """
+    checks.check_min_rank(instance_ids, 2, "instance_ids", "[..., height, width]")
+    checks.check_integer(instance_ids, "instance_ids")
+    if (isinstance(num_instances, bool) or not isinstance(num_instances, (int, np.integer))
+            or num_instances < 1):
+        raise ValueError(f"`num_instances` must be a positive int (static), got "
+                         f"{num_instances!r}.")
+    n = int(num_instances)
+    ids = jnp.asarray(instance_ids)
+    *lead, h, w = ids.shape
+    flat = ids.reshape(-1, h, w)
+    # Slot of each pixel, n (one past the last slot: dropped) for no instance.
+    slot = jnp.where((flat >= 1) & (flat <= n), flat.astype(jnp.int32) - 1, jnp.int32(n))
+    rows = jnp.broadcast_to(jnp.arange(h, dtype=jnp.int32)[:, None], (h, w))
+    cols = jnp.broadcast_to(jnp.arange(w, dtype=jnp.int32)[None, :], (h, w))
+
+    def one(s):
+        # Which rows / columns each slot touches: two scatters over the pixels.
+        in_rows = jnp.zeros((n, h), bool).at[s, rows].set(True, mode="drop")
+        in_cols = jnp.zeros((n, w), bool).at[s, cols].set(True, mode="drop")
+        return in_rows, in_cols
+
+    in_rows, in_cols = jax.vmap(one)(slot)
+    valid = in_rows.any(-1)
+    y1 = jnp.argmax(in_rows, -1)
+    y2 = h - jnp.argmax(in_rows[..., ::-1], -1)
+    x1 = jnp.argmax(in_cols, -1)
+    x2 = w - jnp.argmax(in_cols[..., ::-1], -1)
+    out = jnp.stack([x1, y1, x2, y2], -1).astype(jnp.float32)
+    out = jnp.where(valid[..., None], out, jnp.zeros((), jnp.float32))
+    return InstanceBoxes(out.reshape(*lead, n, 4), valid.reshape(*lead, n))
