@@ -301,7 +301,8 @@ def _augment(kind: jax.Array, key: jax.Array, images: jax.Array, labels: jax.Arr
     targets = jax.nn.one_hot(labels, NUM_CLASSES, dtype=images.dtype)
 
     def none() -> tuple[jax.Array, jax.Array]:
-        return images, targets
+        # The same pytree as the augmentations' `Mixed` results, as lax.switch requires.
+        return augment.Mixed(images, targets)
 
     def mixup_partners() -> tuple[jax.Array, jax.Array]:
         # Rare classes are mixed in as partners far more often than their frequency.
