@@ -187,6 +187,25 @@ def _pair_boxes(seed, dtype):
     return _key(seed), im[0], b[0], c[0], v[0], im[1], b[1], c[1], v[1]
 
 
+def _pair_masks(seed, dtype):
+    r = np.random.default_rng(seed)
+    im, m = _images(r, dtype, 2), _ids(r, (2, H, W))
+    return _key(seed), im[0], m[0], im[1], m[1]
+
+
+def _tiles_masks(seed, dtype):
+    r = np.random.default_rng(seed)
+    return _key(seed), _images(r, dtype, 4), _ids(r, (4, H, W))
+
+
+def _pair_instances(seed, dtype):
+    r = np.random.default_rng(seed)
+    im = _images(r, dtype, 2)
+    ids = jnp.asarray(r.integers(0, M + 1, (2, H, W)), jnp.int32)
+    c, v = _ids(r, (2, M)), jnp.ones((2, M), bool)
+    return _key(seed), im[0], ids[0], c[0], v[0], im[1], ids[1], c[1], v[1]
+
+
 def _key_only(seed, dtype):
     return (_key(seed),)
 
@@ -258,7 +277,7 @@ REGISTRY = [
     _loss("asymmetric_loss", _sigmoid_inputs,
           hyper=({"gamma_pos": 0.0, "gamma_neg": 4.0, "clip": 0.05},
                  {"gamma_pos": 1.0, "gamma_neg": 2.0, "clip": 0.1})),
-    # Pre-registered from the signatures fixed in issues 19 and 20: skipped until public.
+    # From the signatures fixed in issues 19 and 20 (each is skipped while not public).
     _loss("distribution_balanced_loss", _sigmoid_inputs, extra=("counts",),
           kwargs={"num_examples": 100}),
     _loss("dice_loss", _segmentation_inputs,
@@ -303,6 +322,13 @@ REGISTRY = [
          hyper=({"min_size": 2.0, "min_visible": 0.1}, {"min_size": 1.0, "min_visible": 0.3}),
          known_bug={"shard_map": _MASKED_MOSAIC}),
     _aug("mixup_boxes_one", _pair_boxes, "one", hyper=({"alpha": 32.0}, {"alpha": 8.0})),
+    _aug("mixup_masks_one", _pair_masks, "one", kwargs={"num_classes": C},
+         hyper=({"alpha": 1.0}, {"alpha": 0.4})),
+    _aug("cutmix_masks_one", _pair_masks, "one", hyper=({"alpha": 1.0}, {"alpha": 0.4})),
+    _aug("mosaic_masks_one", _tiles_masks, "one",
+         hyper=({"centre": (0.25, 0.75)}, {"centre": (0.4, 0.6)})),
+    _aug("copy_paste_one", _pair_instances, "one",
+         hyper=({"paste_prob": 0.5, "min_area": 1}, {"paste_prob": 0.8, "min_area": 2})),
     # Random helpers: a key in, integer draws out.
     _aug("partner_indices", _key_only, "one", kwargs={"batch_size": N, "num_partners": 2},
          skip=_NO_FLOAT_SKIPS),
