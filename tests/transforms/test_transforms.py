@@ -326,7 +326,8 @@ REGISTRY = [
          hyper=({"alpha": 1.0}, {"alpha": 0.4})),
     _aug("cutmix_masks_one", _pair_masks, "one", hyper=({"alpha": 1.0}, {"alpha": 0.4})),
     _aug("mosaic_masks_one", _tiles_masks, "one",
-         hyper=({"centre": (0.25, 0.75)}, {"centre": (0.4, 0.6)})),
+         hyper=({"centre": (0.25, 0.75)}, {"centre": (0.4, 0.6)}),
+         known_bug={"shard_map": _MASKED_MOSAIC}),
     _aug("copy_paste_one", _pair_instances, "one",
          hyper=({"paste_prob": 0.5, "min_area": 1}, {"paste_prob": 0.8, "min_area": 2})),
     # Random helpers: a key in, integer draws out.
