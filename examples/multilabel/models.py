@@ -73,8 +73,13 @@ def graphdef(name: str, width: int, pixels: int) -> Any:
     return nnx.split(abstract, nnx.Param)[0]
 
 
-def init_params(key: jax.Array, name: str, width: int, canvas: int = 24) -> Any:
+def init_params(key: jax.Array, name: str, width: int, canvas: int = 24,
+                head_bias: jax.Array | None = None) -> Any:
+    """Fresh parameters; ``head_bias`` ``[C]`` (optional) initialises the read-out's bias,
+    e.g. to the log-odds of the class priors (RetinaNet's prior initialisation)."""
     model = make_model(name, width=width, pixels=canvas * canvas, rngs=nnx.Rngs(params=key))
+    if head_bias is not None:
+        model.head.bias.value = jnp.asarray(head_bias, model.head.bias.value.dtype)
     return nnx.split(model, nnx.Param)[1]
 
 

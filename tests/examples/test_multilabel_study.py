@@ -1,7 +1,6 @@
 """The multi-label scenes study (examples/multilabel): its samplers against their papers'
 definitions, its Copy-Paste by construction, and a smoke run of the whole study."""
 
-import dataclasses
 import json
 
 import jax
@@ -153,6 +152,4 @@ def test_conv_loop_runner_trains():
     data = train.stack_seeds([0], cfg)
     rec = train.run_method("bce", train.METHODS["bce"], [0], cfg, data)
     assert np.isfinite(rec["candidates"][0]["final_loss"]).all()
-    loss_mlp = dataclasses.replace(cfg, model="mlp", runner="scan")
-    rec2 = train.run_method("bce", train.METHODS["bce"], [0], loss_mlp, data)
-    assert np.isfinite(rec2["candidates"][0]["final_loss"]).all()
+    assert 0.0 <= rec["runs"][0]["map"] <= 1.0

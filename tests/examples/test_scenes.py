@@ -6,8 +6,7 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from examples.scenes import generate  # noqa: E402
-from examples.scenes import make_scenes  # noqa: E402
+from examples.scenes import generate, make_scenes  # noqa: E402
 
 SMALL = dict(num_train=600, num_val=200, num_test=200)
 
