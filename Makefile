@@ -22,13 +22,20 @@ venv: $(VENV)/.installed
 demo: venv
 	$(VENV)/bin/jbalance demo
 
+# Test files are spread over $(WORKERS) pytest-xdist workers, whole files at a time
+# (--dist loadfile), so each worker compiles a file's programs once and the conftest's
+# per-file cache release still bounds its memory (each worker peaks near 3 GB).
+# `make test WORKERS=0` runs in one process.
+WORKERS ?= 2
+PYTEST_N := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadfile)
+
 test: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_N) --durations=15
 
 # The quick loop: skips tests marked slow, and keeps XLA's compiled programs in .cache/ so a
-# re-run after an edit recompiles only what changed (about 3x faster than a cold run).
+# re-run after an edit recompiles only what changed.
 test-fast: venv
-	JBALANCE_JAX_CACHE=$(CURDIR)/.cache/jax-tests $(PY) -m pytest -q -m "not slow"
+	JBALANCE_JAX_CACHE=$(CURDIR)/.cache/jax-tests $(PY) -m pytest -q -m "not slow" $(PYTEST_N)
 
 # The benchmark peers (torch, timm, ...) are heavy: they live in their own environment.
 BVENV ?= .venv-bench
