@@ -85,7 +85,7 @@ def distribution_balanced_loss(logits: Float[" *batch c"], labels: Num[" *batch 
         ...     jnp.array([[2.0, -1.0, 0.5]]), jnp.array([[1.0, 0.0, 1.0]]),
         ...     counts=jnp.array([80, 15, 5]), num_examples=100)
         >>> print(np.round(np.asarray(loss, np.float64), 4))
-        [[0.0013 0.0076 0.1162]]
+        [[0.0004 0.     0.0546]]
 
     References:
         Wu et al., `Distribution-Balanced Loss for Multi-Label Classification in

@@ -93,24 +93,6 @@ def _smooth(smooth_nr: Any, smooth_dr: Any, cdt: Any) -> tuple[Array, Array]:
             _inputs.hyper(smooth_dr, "smooth_dr", (), cdt, low=0.0))
 
 
-_SHAPES = r"""
-    Shapes. Per image the output is ``[N, C]``; with ``reduce_batch=True`` the sums run over
-    the batch as well and the output is ``[C]``. With ``include_background=False`` channel 0
-    is dropped (MONAI's rule), so the class axis has ``C - 1`` entries, for classes
-    ``1 .. C-1``; ``class_weights`` still has one entry per logit channel (``C``) and its
-    first entry is then unused (MONAI's ``weight`` is ``class_weights[1:]``).
-"""
-
-_CONVENTIONS = r"""
-    Conventions. Ignored (``ignore_index``) and masked (``where=``) pixels enter no sum. A
-    class absent from an image's labels has ``G = 0`` and ``tp = 0``: its loss is
-    :math:`1 - s_{nr} / (P + s_{dr})`, close to 1 unless the prediction is empty too (MONAI's
-    convention). An empty or entirely ignored image has every sum 0: its loss is
-    :math:`1 - s_{nr} / s_{dr}` (0 with the default equal smoothing terms) with gradient 0.
-    With ``smooth_dr > 0`` values and gradients are finite in every case.
-"""
-
-
 def dice_loss(logits: Float[" n *spatial c"], labels: Num[" n *labels"], *,
               activation: str = "softmax", include_background: bool = True,
               squared: bool = False, smooth_nr: ArrayLike = 1e-5, smooth_dr: ArrayLike = 1e-5,
@@ -134,7 +116,20 @@ def dice_loss(logits: Float[" n *spatial c"], labels: Num[" n *labels"], *,
     weight=..., reduction="none")`` (``sigmoid=True`` for ``activation="sigmoid"``; no
     ``to_onehot_y`` for one-hot labels) with the channel axis moved last and the trailing
     singleton axes dropped. Reduce with ``.mean()`` for MONAI's ``reduction="mean"``.
-    """ + _SHAPES + _CONVENTIONS + r"""
+
+    Shapes. Per image the output is ``[N, C]``; with ``reduce_batch=True`` the sums run over
+    the batch as well and the output is ``[C]``. With ``include_background=False`` channel 0
+    is dropped (MONAI's rule), so the class axis has ``C - 1`` entries, for classes
+    ``1 .. C-1``; ``class_weights`` still has one entry per logit channel (``C``) and its
+    first entry is then unused (MONAI's ``weight`` is ``class_weights[1:]``).
+
+    Conventions. Ignored (``ignore_index``) and masked (``where=``) pixels enter no sum. A
+    class absent from an image's labels has ``G = 0`` and ``tp = 0``: its loss is
+    :math:`1 - s_{nr} / (P + s_{dr})`, close to 1 unless the prediction is empty too (MONAI's
+    convention). An empty or entirely ignored image has every sum 0: its loss is
+    :math:`1 - s_{nr} / s_{dr}` (0 with the default equal smoothing terms) with gradient 0.
+    With ``smooth_dr > 0`` values and gradients are finite in every case.
+
     Args:
         logits: Unnormalised scores ``[N, *spatial, C]``, floating (rank >= 2).
         labels: Integer label maps ``[N, *spatial]`` with ids in ``[0, C)`` (other than
@@ -294,34 +289,6 @@ def _tversky(logits, labels, alpha, beta, smooth_nr, smooth_dr, activation,
     return loss, s, w
 
 
-_TVERSKY_ARGS = r"""
-    Args:
-        logits: Unnormalised scores ``[N, *spatial, C]``, floating (rank >= 2).
-        labels: Integer label maps ``[N, *spatial]`` or one-hot / soft ``[N, *spatial, C]``
-            (as in `dice_loss`).
-        alpha: Weight of the false positives, ``>= 0``. Traceable.
-        beta: Weight of the false negatives, ``>= 0``. Traceable.{gamma}
-        smooth_nr: Added to the numerator, ``>= 0``. Traceable.
-        smooth_dr: Added to the denominator, ``>= 0``. Traceable.
-        activation: ``"softmax"`` or ``"sigmoid"`` (static).
-        include_background: ``False`` drops channel 0 (static).
-        reduce_batch: Sum over the batch before the ratio (static): output ``[C]``.
-        class_weights: Optional finite, non-negative weights ``[C]`` multiplying each
-            class's loss.
-        ignore_index: Optional label id left out of every sum.
-        where: Optional boolean mask broadcastable to ``[N, *spatial]``.
-
-    Returns:
-        Losses ``[N, C]`` (``[N, C - 1]`` without background, ``[C]`` with
-        ``reduce_batch=True``), dtype ``logits.dtype``.
-
-    Raises:
-        TypeError: ``logits`` not floating; ``labels``/``where`` of the wrong dtype.
-        ValueError: wrong label shapes, class ids out of range, negative hyper-parameters,
-            negative or non-finite ``class_weights``.
-"""
-
-
 def tversky_loss(logits: Float[" n *spatial c"], labels: Num[" n *labels"], *,
                  alpha: ArrayLike = 0.5, beta: ArrayLike = 0.5, smooth_nr: ArrayLike = 1e-5,
                  smooth_dr: ArrayLike = 1e-5, activation: str = "softmax",
@@ -340,7 +307,45 @@ def tversky_loss(logits: Float[" n *spatial c"], labels: Num[" n *labels"], *,
     over the kept pixels of image ``n`` and class ``c``. ``alpha = beta = 0.5`` gives
     `dice_loss`. Equals MONAI's ``TverskyLoss(to_onehot_y=True, softmax=True, alpha=...,
     beta=..., reduction="none")`` with the channel axis last.
-    """ + _SHAPES + _CONVENTIONS + _TVERSKY_ARGS.format(gamma="") + r"""
+
+    Shapes. Per image the output is ``[N, C]``; with ``reduce_batch=True`` the sums run over
+    the batch as well and the output is ``[C]``. With ``include_background=False`` channel 0
+    is dropped (MONAI's rule), so the class axis has ``C - 1`` entries, for classes
+    ``1 .. C-1``; ``class_weights`` still has one entry per logit channel (``C``) and its
+    first entry is then unused (MONAI's ``weight`` is ``class_weights[1:]``).
+
+    Conventions. Ignored (``ignore_index``) and masked (``where=``) pixels enter no sum. A
+    class absent from an image's labels has ``G = 0`` and ``tp = 0``: its loss is
+    :math:`1 - s_{nr} / (P + s_{dr})`, close to 1 unless the prediction is empty too (MONAI's
+    convention). An empty or entirely ignored image has every sum 0: its loss is
+    :math:`1 - s_{nr} / s_{dr}` (0 with the default equal smoothing terms) with gradient 0.
+    With ``smooth_dr > 0`` values and gradients are finite in every case.
+
+    Args:
+        logits: Unnormalised scores ``[N, *spatial, C]``, floating (rank >= 2).
+        labels: Integer label maps ``[N, *spatial]`` or one-hot / soft ``[N, *spatial, C]``
+            (as in `dice_loss`).
+        alpha: Weight of the false positives, ``>= 0``. Traceable.
+        beta: Weight of the false negatives, ``>= 0``. Traceable.
+        smooth_nr: Added to the numerator, ``>= 0``. Traceable.
+        smooth_dr: Added to the denominator, ``>= 0``. Traceable.
+        activation: ``"softmax"`` or ``"sigmoid"`` (static).
+        include_background: ``False`` drops channel 0 (static).
+        reduce_batch: Sum over the batch before the ratio (static): output ``[C]``.
+        class_weights: Optional finite, non-negative weights ``[C]`` multiplying each
+            class's loss.
+        ignore_index: Optional label id left out of every sum.
+        where: Optional boolean mask broadcastable to ``[N, *spatial]``.
+
+    Returns:
+        Losses ``[N, C]`` (``[N, C - 1]`` without background, ``[C]`` with
+        ``reduce_batch=True``), dtype ``logits.dtype``.
+
+    Raises:
+        TypeError: ``logits`` not floating; ``labels``/``where`` of the wrong dtype.
+        ValueError: wrong label shapes, class ids out of range, negative hyper-parameters,
+            negative or non-finite ``class_weights``.
+
     Examples:
         >>> import jax.numpy as jnp
         >>> import numpy as np
@@ -387,8 +392,46 @@ def focal_tversky_loss(logits: Float[" n *spatial c"], labels: Num[" n *labels"]
     (default 0.75). :math:`T` is clipped at 0 (it is negative only when ``smooth_nr >
     smooth_dr``), and where :math:`T = 0` (e.g. an empty image) the value and gradient are 0
     rather than the infinite slope of :math:`x^\gamma` at 0.
-    """ + _SHAPES + _CONVENTIONS + _TVERSKY_ARGS.format(
-        gamma="\n        gamma: Exponent, ``> 0`` (default 0.75). Traceable.") + r"""
+
+    Shapes. Per image the output is ``[N, C]``; with ``reduce_batch=True`` the sums run over
+    the batch as well and the output is ``[C]``. With ``include_background=False`` channel 0
+    is dropped (MONAI's rule), so the class axis has ``C - 1`` entries, for classes
+    ``1 .. C-1``; ``class_weights`` still has one entry per logit channel (``C``) and its
+    first entry is then unused (MONAI's ``weight`` is ``class_weights[1:]``).
+
+    Conventions. Ignored (``ignore_index``) and masked (``where=``) pixels enter no sum. A
+    class absent from an image's labels has ``G = 0`` and ``tp = 0``: its loss is
+    :math:`1 - s_{nr} / (P + s_{dr})`, close to 1 unless the prediction is empty too (MONAI's
+    convention). An empty or entirely ignored image has every sum 0: its loss is
+    :math:`1 - s_{nr} / s_{dr}` (0 with the default equal smoothing terms) with gradient 0.
+    With ``smooth_dr > 0`` values and gradients are finite in every case.
+
+    Args:
+        logits: Unnormalised scores ``[N, *spatial, C]``, floating (rank >= 2).
+        labels: Integer label maps ``[N, *spatial]`` or one-hot / soft ``[N, *spatial, C]``
+            (as in `dice_loss`).
+        alpha: Weight of the false positives, ``>= 0``. Traceable.
+        beta: Weight of the false negatives, ``>= 0``. Traceable.
+        gamma: Exponent, ``> 0`` (default 0.75). Traceable.
+        smooth_nr: Added to the numerator, ``>= 0``. Traceable.
+        smooth_dr: Added to the denominator, ``>= 0``. Traceable.
+        activation: ``"softmax"`` or ``"sigmoid"`` (static).
+        include_background: ``False`` drops channel 0 (static).
+        reduce_batch: Sum over the batch before the ratio (static): output ``[C]``.
+        class_weights: Optional finite, non-negative weights ``[C]`` multiplying each
+            class's loss.
+        ignore_index: Optional label id left out of every sum.
+        where: Optional boolean mask broadcastable to ``[N, *spatial]``.
+
+    Returns:
+        Losses ``[N, C]`` (``[N, C - 1]`` without background, ``[C]`` with
+        ``reduce_batch=True``), dtype ``logits.dtype``.
+
+    Raises:
+        TypeError: ``logits`` not floating; ``labels``/``where`` of the wrong dtype.
+        ValueError: wrong label shapes, class ids out of range, negative hyper-parameters,
+            negative or non-finite ``class_weights``.
+
     Examples:
         >>> import jax.numpy as jnp
         >>> import numpy as np
