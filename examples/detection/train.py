@@ -138,7 +138,7 @@ class Detector(nnx.Module):
         x = nnx.relu(self.conv3(x))
         out = self.head(x)
         bias = jnp.zeros(NUM_CLASSES + 5, out.dtype).at[:NUM_CLASSES].set(PRIOR)
-        return out + bias
+        return out + bias[None, None, None, :]
 
 
 @functools.cache
