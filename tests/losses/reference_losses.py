@@ -221,3 +221,63 @@ def elementwise_grad(f, x, h=1e-6):
     gradient of ``sum(f(x))``."""
     x = np.asarray(x, np.float64)
     return (np.asarray(f(x + h)) - np.asarray(f(x - h))) / (2 * h)
+
+
+# ------------------------------------------------------------------------------------------
+# Stable float64 forms for extreme logits (binary labels), value and derivative in closed
+# form: p = sigmoid(z) and q = sigmoid(-z) each to full precision, log p = -softplus(-z).
+# ------------------------------------------------------------------------------------------
+
+
+def _pq(z):
+    z = np.asarray(z, np.float64)
+    e = np.exp(-np.abs(z))
+    p = np.where(z >= 0, 1.0, e) / (1.0 + e)
+    q = np.where(z >= 0, e, 1.0) / (1.0 + e)
+    return z, p, q
+
+
+def bce_stable(logits, y):
+    """-[y log p + (1 - y) log(1 - p)] and its derivative p - y, for y in {0, 1}."""
+    z, p, q = _pq(logits)
+    value = np.where(y > 0.5, np.logaddexp(0.0, -z), np.logaddexp(0.0, z))
+    return value, np.where(y > 0.5, -q, p)
+
+
+def sigmoid_focal_stable(logits, y, gamma, alpha):
+    """torchvision's focal loss and its derivative, for y in {0, 1}."""
+    z, p, q = _pq(logits)
+    pos = y > 0.5
+    sp_neg, sp_pos = np.logaddexp(0.0, -z), np.logaddexp(0.0, z)  # -log p, -log q
+    a = 1.0 if alpha is None else np.where(pos, alpha, 1 - alpha)
+    # y = 1: a q^g (-log p), derivative -a q^g (g p (-log p) + q);
+    # y = 0: a p^g (-log q), derivative  a p^g (g q (-log q) + p).
+    value = a * np.where(pos, q ** gamma * sp_neg, p ** gamma * sp_pos)
+    grad = a * np.where(pos, -(q ** gamma) * (gamma * p * sp_neg + q),
+                        p ** gamma * (gamma * q * sp_pos + p))
+    return value, grad
+
+
+def asymmetric_stable(logits, y, gamma_neg=4.0, gamma_pos=0.0, clip=0.05, eps=1e-8):
+    """timm's asymmetric loss and its derivative, for y in {0, 1}."""
+    z, p, q = _pq(logits)
+    pos = y > 0.5
+    log_p = -np.logaddexp(0.0, -z)
+    log_q = -np.logaddexp(0.0, z)
+    # Positives: -q^gp log max(p, eps).
+    lp = np.maximum(log_p, np.log(eps) if eps > 0 else -np.inf)
+    v_pos = -(q ** gamma_pos) * lp
+    g_pos = gamma_pos * p * q ** gamma_pos * lp - q ** gamma_pos * q * (log_p > np.log(eps)
+                                                                         if eps > 0 else 1.0)
+    # Negatives: -pm^gn log max(min(q + m, 1), eps), pm = max(p - m, 0).
+    pm = np.maximum(p - clip, 0.0)
+    ln_raw = np.log(np.minimum(q + clip, 1.0)) if clip > 0 else log_q
+    live = ln_raw > (np.log(eps) if eps > 0 else -np.inf)
+    ln = np.where(live, ln_raw, np.log(eps) if eps > 0 else 0.0)
+    d_ln = np.where(live, -p * q / (q + clip) * (p > clip) if clip > 0 else -p, 0.0)
+    w = np.where(gamma_neg > 0, pm ** gamma_neg, 1.0)
+    dw = (gamma_neg * pm ** max(gamma_neg - 1, 0) * p * q * (p > clip) if gamma_neg > 0
+          else 0.0 * p)
+    v_neg = -w * ln
+    g_neg = -(dw * ln + w * d_ln)
+    return np.where(pos, v_pos, v_neg), np.where(pos, g_pos, g_neg)

@@ -141,3 +141,80 @@ def test_asymmetric_every_path_matches_reference_traced_and_concrete(gp, gn, cli
     for out, grad in (concrete, traced):
         np.testing.assert_allclose(out, want, **F32)
         np.testing.assert_allclose(grad, want_grad, rtol=1e-4, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------
+# Easy negatives and easy positives: every logit in [-100, 100], float32 against float64.
+# ------------------------------------------------------------------------------------------
+
+EXTREME_Z = np.unique(np.concatenate([np.linspace(-100, 100, 2001), [-17.0, -15.0, -12.0]])
+                      ).astype(np.float32)
+# Near float32's smallest normal number no relative precision is possible (XLA:CPU flushes
+# subnormals to 0); every value and derivative above 1e-36 must be within 1e-6.
+
+
+def assert_extreme_close(got, want, err_msg=""):
+    """Within 1e-6 relative (above 1e-36), plus the rounding of a float32 exponent: a value
+    v = exp(x) carries x's own rounding, |log v| * 2^-24 relative, which exceeds 1e-6 for
+    |log v| > 17 whatever the implementation (a focal weight p^gamma with gamma log p < -17)."""
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    tol = 1e-6 * np.abs(want) + 2.0 ** -24 * np.abs(np.log(np.abs(want) + 1e-300) * want) + 1e-36
+    bad = np.abs(got - want) > tol
+    assert not bad.any(), (err_msg, got[bad][:5], want[bad][:5],
+                           ((got - want) / want)[bad][:5])
+
+
+@pytest.mark.parametrize("gp,gn,clip,eps", [(0.0, 4.0, 0.05, 1e-8), (1.0, 2.0, 0.0, 1e-8),
+                                            (0.0, 0.0, 0.0, 0.0), (2.0, 1.0, 0.2, 0.0)])
+@pytest.mark.parametrize("label", [0.0, 1.0])
+@pytest.mark.parametrize("kind", ["float01", "bool", "soft"])
+def test_asymmetric_exact_for_every_logit(gp, gn, clip, eps, label, kind):
+    y = np.full(EXTREME_Z.shape, label, np.float32)
+    # The reference gets the float32 values of the hyper-parameters the loss computes with.
+    gp, gn, clip, eps = (float(np.float32(v)) for v in (gp, gn, clip, eps))
+    value, grad = ref.asymmetric_stable(EXTREME_Z, y, gn, gp, clip, eps)
+    keep = np.ones(EXTREME_Z.shape, bool)
+    # Near the clip, max(p - clip, 0) cancels: float32's p has 1e-7 relative error, so the
+    # negatives' loss is ill-conditioned within ~1 of logit(clip) (in timm's formula
+    # itself, not only here); there the check is to 1e-4 below.
+    near_clip = np.zeros(EXTREME_Z.shape, bool)
+    if clip > 0 and label == 0.0:
+        near_clip = np.abs(EXTREME_Z - np.log(clip / (1 - clip))) < 1.0
+    if kind == "bool":
+        labels = y.astype(bool)
+    elif kind == "soft":
+        # One soft target sends the whole array through the soft-label evaluation.
+        labels = y.copy()
+        labels[0] = 0.5
+        keep[0] = False
+    else:
+        labels = y
+
+    def both(x, *h):
+        def f(a):
+            return losses.asymmetric_loss(a, labels, gamma_pos=h[0], gamma_neg=h[1],
+                                          clip=h[2], eps=h[3])
+        return f(x), jax.grad(lambda a: jnp.sum(f(a)))(x)
+
+    hyper = (gp, gn, clip, eps)
+    runs = {"eager, concrete": both(EXTREME_Z, *hyper),
+            "jit, concrete": jax.jit(lambda x: both(x, *hyper))(EXTREME_Z),
+            "jit, traced": jax.jit(both)(EXTREME_Z, *(jnp.float32(h) for h in hyper))}
+    far, near = keep & ~near_clip, keep & near_clip
+    for how, (out, g) in runs.items():
+        out, g = np.asarray(out), np.asarray(g)
+        assert_extreme_close(out[far], value[far], how)
+        assert_extreme_close(g[far], grad[far], how)
+        np.testing.assert_allclose(out[near], value[near], rtol=1e-4, err_msg=how)
+        np.testing.assert_allclose(g[near], grad[near], rtol=1e-4, err_msg=how)
+
+
+def test_asymmetric_bfloat16_finite_at_1e4():
+    z = jnp.array([-1e4, -100.0, -17.0, 0.0, 17.0, 100.0, 1e4], jnp.bfloat16)
+    for labels in (jnp.zeros(7, jnp.bfloat16), jnp.ones(7, jnp.bfloat16),
+                   jnp.full(7, 0.3, jnp.bfloat16)):
+        out = losses.asymmetric_loss(z, labels)
+        g = jax.grad(lambda x: jnp.sum(losses.asymmetric_loss(x, labels).astype(jnp.float32)))(z)
+        assert out.dtype == jnp.bfloat16
+        assert np.isfinite(np.asarray(out, np.float32)).all()
+        assert np.isfinite(np.asarray(g, np.float32)).all()

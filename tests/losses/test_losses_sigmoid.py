@@ -174,3 +174,91 @@ def test_sigmoid_focal_extreme_logits_values():
     for gamma in (0.0, 0.5, 2.0):
         got = losses.sigmoid_focal_loss(z, y, gamma=gamma)
         np.testing.assert_allclose(got, [0.0, 0.0, 0.75e4, 0.25e4], rtol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------
+# Easy negatives and easy positives: every logit in [-100, 100], float32 against float64.
+# ------------------------------------------------------------------------------------------
+
+# A dense grid, with the logits where the textbook (1 - y) z - log sigmoid(z) failed: its
+# gradient was 0 from z <= -17 (true 4e-8), 17% off at -15, 0.9% off at -12.
+EXTREME_Z = np.unique(np.concatenate([np.linspace(-100, 100, 2001), [-17.0, -15.0, -12.0]])
+                      ).astype(np.float32)
+# Near float32's smallest normal number (1.2e-38; exp(z) for z < -87.3) no relative
+# precision is possible: XLA:CPU flushes subnormals to 0, also inside a product (exp(-|z|)
+# times a weight). Every value and derivative above 1e-36 must be within 1e-6.
+
+
+def assert_extreme_close(got, want, err_msg=""):
+    """Within 1e-6 relative (above 1e-36), plus the rounding of a float32 exponent: a value
+    v = exp(x) carries x's own rounding, |log v| * 2^-24 relative, which exceeds 1e-6 for
+    |log v| > 17 whatever the implementation (a focal weight p^gamma with gamma log p < -17)."""
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    tol = 1e-6 * np.abs(want) + 2.0 ** -24 * np.abs(np.log(np.abs(want) + 1e-300) * want) + 1e-36
+    bad = np.abs(got - want) > tol
+    assert not bad.any(), (err_msg, got[bad][:5], want[bad][:5],
+                           ((got - want) / want)[bad][:5])
+
+
+def _three_ways(fn, hyper):
+    """(value, gradient) eagerly with Python floats, under jit with them closed over, and
+    under jit with them traced."""
+    def both(x, *h):
+        return fn(x, *h), jax.grad(lambda a: jnp.sum(fn(a, *h)))(x)
+
+    yield "eager, concrete", both(EXTREME_Z, *hyper)
+    yield "jit, concrete", jax.jit(lambda x: both(x, *hyper))(EXTREME_Z)
+    yield "jit, traced", jax.jit(both)(EXTREME_Z, *(jnp.float32(h) for h in hyper))
+
+
+@pytest.mark.parametrize("label", [0.0, 1.0])
+@pytest.mark.parametrize("pos_weight", [None, 3.0])
+def test_sigmoid_cross_entropy_exact_for_every_logit(label, pos_weight):
+    y = np.full(EXTREME_Z.shape, label, np.float32)
+    value, grad = ref.bce_stable(EXTREME_Z, y)
+    if pos_weight is not None:
+        value, grad = (np.where(y > 0.5, pos_weight, 1.0) * v for v in (value, grad))
+        fn = lambda x, pw: losses.weighted_sigmoid_cross_entropy(x, y, pos_weight=pw)  # noqa: E731
+        hyper = (pos_weight,)
+    else:
+        fn = lambda x: losses.weighted_sigmoid_cross_entropy(x, y)  # noqa: E731
+        hyper = ()
+    for how, (out, g) in _three_ways(fn, hyper):
+        assert_extreme_close(out, value, how)
+        assert_extreme_close(g, grad, how)
+    # optax's value at z = -15, label 0 (issue 19): 3.06e-7, not 0.
+    i = int(np.argmin(np.abs(EXTREME_Z + 15)))
+    if label == 0.0:
+        np.testing.assert_allclose(losses.weighted_sigmoid_cross_entropy(EXTREME_Z, y)[i],
+                                   3.059022e-7, rtol=1e-6)
+
+
+@pytest.mark.parametrize("label", [0.0, 1.0])
+@pytest.mark.parametrize("gamma,alpha", [(2.0, 0.25), (0.5, None), (0.0, 0.75)])
+def test_sigmoid_focal_exact_for_every_logit(label, gamma, alpha):
+    y = np.full(EXTREME_Z.shape, label, np.float32)
+    value, grad = ref.sigmoid_focal_stable(EXTREME_Z, y, gamma, alpha)
+    if alpha is None:
+        fn = lambda x, g: losses.sigmoid_focal_loss(x, y, gamma=g, alpha=None)  # noqa: E731
+        hyper = (gamma,)
+    else:
+        fn = lambda x, g, a: losses.sigmoid_focal_loss(x, y, gamma=g, alpha=a)  # noqa: E731
+        hyper = (gamma, alpha)
+    for how, (out, g) in _three_ways(fn, hyper):
+        assert_extreme_close(out, value, how)
+        assert_extreme_close(g, grad, how)
+
+
+@pytest.mark.parametrize("name", ["weighted_sigmoid_cross_entropy", "sigmoid_focal_loss"])
+def test_sigmoid_losses_bfloat16_finite_at_1e4(name):
+    z = jnp.array([-1e4, -100.0, -17.0, 0.0, 17.0, 100.0, 1e4], jnp.bfloat16)
+    for label in (0.0, 1.0):
+        y = jnp.full(z.shape, label, jnp.bfloat16)
+        fn = getattr(losses, name)
+        out = fn(z, y)
+        g = jax.grad(lambda x: jnp.sum(fn(x, y).astype(jnp.float32)))(z)
+        assert out.dtype == jnp.bfloat16 and g.dtype == jnp.bfloat16
+        assert np.isfinite(np.asarray(out, np.float32)).all()
+        assert np.isfinite(np.asarray(g, np.float32)).all()
+        want = fn(z.astype(jnp.float32), y.astype(jnp.float32))
+        np.testing.assert_allclose(np.asarray(out, np.float32), want, rtol=1e-2, atol=1e-30)

@@ -37,6 +37,18 @@ def hyper(value: Any, name: str, shape: tuple[int, ...], dtype: Any, *,
     return checks.broadcast(jnp.asarray(value).astype(dtype), shape, name)
 
 
+def static_int(value: Any, limit: int = 16) -> int | None:
+    """``value`` as a Python int when it is a concrete whole number in ``[0, limit]``.
+
+    Only how a power is evaluated may depend on it (`jax.lax.integer_pow` instead of
+    ``exp(gamma log x)``, the same value): the formula is the same for a traced value.
+    """
+    if not checks.is_concrete(value) or np.ndim(value) != 0:
+        return None
+    v = float(np.asarray(value))
+    return int(v) if v == int(v) and 0 <= v <= limit else None
+
+
 def nonnegative(value: Any, name: str) -> None:
     """Finite and ``>= 0`` (weights and counts): eager `ValueError`, or checkify."""
     checks.check_nonnegative(

@@ -1,11 +1,9 @@
 """Seesaw loss (`seesaw_loss`) and its state, the running class counts (`update_counts`)."""
 
 import functools
-from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jbalance._src import checks
 from jbalance._src.losses import _inputs
@@ -145,20 +143,8 @@ def seesaw_loss(logits: Float[" *batch c"], labels: Num[" *labels"], *, counts: 
     # (0, 1]: one per-class vector, so the factor is a multiply per element.
     a = jnp.exp(pp * (log_n - jnp.max(log_n)))
     stop = jax.lax.stop_gradient
-    loss = _seesaw_ce(z, t.ids, stop(a), stop(qq), stop(ee), _small_int(q))
+    loss = _seesaw_ce(z, t.ids, stop(a), stop(qq), stop(ee), _inputs.static_int(q))
     return _inputs.finish(loss, t, dtype)
-
-
-def _small_int(q: Any) -> int | None:
-    """``q`` as a Python int when it is a concrete whole number in [0, 16], else None.
-
-    Only the evaluation of rho^q depends on it (an `integer_pow` instead of
-    ``exp(q log rho)``, the same value); the formula is the same for a traced ``q``.
-    """
-    if not checks.is_concrete(q) or np.ndim(q) != 0:
-        return None
-    value = float(np.asarray(q))
-    return int(value) if value == int(value) and 0 <= value <= 16 else None
 
 
 def _seesaw_parts(z: Array, ids: Array, a: Array, q: Array, eps: Array,

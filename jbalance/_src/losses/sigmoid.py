@@ -9,12 +9,15 @@ from jbalance._src.typing import Array, ArrayLike, Float, Num
 
 
 def sigmoid_bce(z: Array, y: Array, pos_weight: Array | None = None) -> Array:
-    # -[pw y log p + (1 - y) log(1 - p)] = (1 - y) z - (1 + (pw - 1) y) log p,
-    # PyTorch's BCEWithLogitsLoss formula; log(1 - p) = log p - z shares one log_sigmoid.
-    log_p = _numerics.log_sigmoid(z)
+    """-[pw y log p + (1 - y) log(1 - p)] = pw y softplus(-z) + (1 - y) softplus(z).
+
+    A weighted sum of two non-negative terms, so no cancellation: easy negatives and easy
+    positives keep their (tiny) losses and gradients to full relative precision.
+    """
+    sp, sn = _numerics.softplus_pair(z)  # -log(1 - p), -log p
     if pos_weight is None:
-        return (1 - y) * z - log_p
-    return (1 - y) * z - (1 + (pos_weight - 1) * y) * log_p
+        return (1 - y) * sp + y * sn
+    return (1 - y) * sp + (pos_weight * y) * sn
 
 
 def weighted_sigmoid_cross_entropy(logits: Float[" *batch c"], labels: Num[" *batch c"], *,
