@@ -181,26 +181,35 @@ _GUIDE = {
         "loss not at all, and combining MixUp or Remix with logit adjustment did not beat it "
         f"alone. {_STUDY}"),
     "multi-label": (
-        "Multi-label (several classes per image): start with the asymmetric loss "
-        "(jbalance.losses.asymmetric_loss, gamma_neg=4, clip=0.05; Ridnik et al.), and while "
-        "you curate the data, flatten class totals across co-occurring labels with "
-        "`jbalance plan LABELS` (jbalance.resample.solve), which balances them far more "
-        "closely than LVIS repeat-factor sampling. Per-label logit adjustment does not apply: "
-        "the classes are not one softmax. (Published results; not yet measured in jbalance's "
-        f"training study.) {_STUDY}"),
+        "Multi-label (several classes per image): start with class-aware Copy-Paste "
+        "(jbalance.augment.copy_paste with partner_weights or instance_weights that favour "
+        "the rare classes' instances), with the asymmetric loss (losses.asymmetric_loss) on "
+        "top; class-aware MixUp (augment.mixup with partner_weights) comes next. Adding rare "
+        "instances helped both model families in jbalance's multi-label study; losses and "
+        "samplers added little. If you resample, keep every image: `jbalance plan LABELS` "
+        "(resample.plan) oversamples only by default; a plan that drops images "
+        f"(--min-repeat 0) cost points when used from the first step. {_STUDY}"),
     "detection": (
         "Detection (several objects per image): start with the seesaw loss on the "
         "classification head (jbalance.losses.seesaw_loss, carrying counts with "
-        "losses.update_counts; mmdetection's LVIS setting) and image-level resampling: "
-        "`jbalance plan LABELS` (jbalance.resample.solve) or LVIS repeat-factor sampling "
-        "(jbalance.resample.repeat_factor_sampling). (Published results; not yet measured in "
-        f"jbalance's training study.) {_STUDY}"),
+        "losses.update_counts) and image-level resampling from the first step "
+        "(`jbalance plan LABELS`, or sampling.class_aware_probs); in jbalance's small-detector "
+        "study these helped while detection MixUp and Mosaic on small canvases hurt, but that "
+        f"study's baseline was short-trained, so confirm on your data. {_STUDY}"),
+    "segmentation": (
+        "Segmentation (per-pixel labels): re-weight or re-balance the per-pixel loss, e.g. "
+        "losses.pixel_class_weights(pixel_counts, method=\"enet\") in "
+        "losses.weighted_softmax_cross_entropy or logit-adjusted CE with the pixel prior, "
+        "and add a region loss (losses.lovasz_softmax_loss or losses.dice_loss) beside CE "
+        f"rather than instead of it. {_STUDY}"),
 }
 
 
 def _task(r: dict[str, Any]) -> str:
-    """``"detection"`` if some image holds a class twice, ``"multi-label"`` if some image
-    holds two classes, else ``"single-label"``."""
+    """``"segmentation"`` for per-pixel labels, ``"detection"`` if some image holds a class
+    twice, ``"multi-label"`` if some image holds two classes, else ``"single-label"``."""
+    if r.get("per_pixel"):
+        return "segmentation"
     if np.any(np.asarray(r["objects_per_class"]) > np.asarray(r["images_per_class"])):
         return "detection"
     return "multi-label" if r["multi_class_images"] else "single-label"
@@ -306,6 +315,8 @@ def report(counts: Any, *, class_names: Sequence[str] | None = None, top_pairs: 
     """
     from jbalance._src import io as _io
 
+    # A LabelSet read with masks carries per-pixel counts: its advice is segmentation's.
+    per_pixel = getattr(counts, "pixel_counts", None) is not None
     if hasattr(counts, "counts") and hasattr(counts, "class_names"):
         if class_names is None:
             class_names = counts.class_names
@@ -387,6 +398,6 @@ def report(counts: Any, *, class_names: Sequence[str] | None = None, top_pairs: 
         top_pairs=tuple(pairs),
     )
     least = [class_names[k] for k in order[::-1] if 0 < objects[k] < median][:3]
-    advice = _advice({**stats, "least_frequent": least}, majority_threshold=majority_threshold,
-                     balanced_ratio=balanced_ratio)
+    advice = _advice({**stats, "least_frequent": least, "per_pixel": per_pixel},
+                     majority_threshold=majority_threshold, balanced_ratio=balanced_ratio)
     return ImbalanceReport(**stats, advice=tuple(advice))

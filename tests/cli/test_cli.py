@@ -82,8 +82,10 @@ def test_plan_writes_everything_and_matches_the_library(labels, tmp_path, capsys
     repeats = np.array([int(r[1]) for r in rows[1:]])
     assert repeats.min() >= 0 and repeats.max() <= 3
     # The CLI passes its options through: same answer as the library call.
-    sol = resample.solve(ls.counts, lam=0.01, max_repeat=3, num_steps=100)
+    # plan's (and so the command's) default is min_repeat=1: oversampling only.
+    sol = resample.solve(ls.counts, lam=0.01, max_repeat=3, num_steps=100, min_repeat=1)
     np.testing.assert_array_equal(repeats, np.asarray(sol.repeats))
+    assert repeats.min() >= 1
     summ = resample.summary(ls.counts, repeats)
     assert doc["jbalance"]["size_after"] == summ.size_after == repeats.sum()
     assert doc["jbalance"]["dropped"] == summ.dropped
@@ -355,9 +357,10 @@ def test_plan_warns_in_one_line_when_it_drops_more_than_a_quarter(labels, tmp_pa
     from jbalance import resample
 
     ls = jio.load(labels)
-    dropped = resample.plan(ls.counts, num_steps=100).summary.dropped
+    dropped = resample.plan(ls.counts, num_steps=100, min_repeat=0).summary.dropped
     assert dropped > ls.num_images / 4  # the fixture's frequent class makes the plan drop
-    code, out, err = _run(["plan", labels, "--quiet", "--steps", "100", "--json"], capsys)
+    code, out, err = _run(["plan", labels, "--quiet", "--steps", "100", "--min-repeat", "0",
+                           "--json"], capsys)
     assert code == 0 and json.loads(out)["jbalance"]["dropped"] == dropped
     assert err.count("\n") == 1 and err.startswith("jbalance: warning: ")
     assert f"drops {dropped} of {ls.num_images} images" in err

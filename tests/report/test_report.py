@@ -127,10 +127,12 @@ def test_advice_rules():
     assert "Detection" in box_advice and "seesaw_loss" in box_advice
     assert "Multi-label" not in box_advice
     # The guide names only functions that exist.
+    modules = {"losses": jbalance.losses, "resample": jbalance.resample,
+               "augment": jbalance.augment, "sampling": jbalance.sampling}
     for text in report_src._GUIDE.values():
-        for mod, name in re.findall(r"(?:jbalance\.)?(losses|resample)\.(\w+)", text):
-            assert hasattr({"losses": jbalance.losses, "resample": jbalance.resample}[mod],
-                           name), name
+        for mod, name in re.findall(r"(?:jbalance\.)?(losses|resample|augment|sampling)\.(\w+)",
+                                    text):
+            assert hasattr(modules[mod], name), name
     empty = jbalance.report(np.array([[0, 0], [1, 2]]))
     assert any("1 image(s) (50.0%) have no objects" in a for a in empty.advice)
     missing = jbalance.report(np.array([[0, 3], [0, 2]]))
@@ -178,3 +180,17 @@ def test_lazy_attribute_and_doctests():
     assert jbalance.report is report_src.report
     results = doctest.testmod(report_src)
     assert results.attempted >= 3 and results.failed == 0
+
+
+def test_per_pixel_label_sets_get_the_segmentation_guide():
+    from jbalance import io as jio
+
+    counts = np.array([[1, 1, 0], [1, 0, 0], [1, 0, 0], [1, 0, 0], [1, 0, 1]])
+    names = ("background", "road", "sign")
+    masks = jio.LabelSet(*([None] * len(jio.LabelSet._fields)))._replace(
+        counts=counts, class_names=names, pixel_counts=counts * 100)
+    advice = " ".join(jbalance.report(masks).advice)
+    assert "Segmentation" in advice and "pixel_class_weights" in advice
+    assert "Multi-label" not in advice
+    # The same counts without pixel counts read as multi-label.
+    assert "Multi-label" in " ".join(jbalance.report(masks._replace(pixel_counts=None)).advice)

@@ -75,7 +75,8 @@ def test_path_and_plan_keep_every_image():
     plan = resample.plan(counts, min_repeat=1, num_steps=100, sweep=True, sweep_points=3)
     assert plan.repeats.min() >= 1 and plan.summary.dropped == 0
     assert all(p.dropped == 0 for p in plan.sweep)
-    assert resample.plan(counts, num_steps=100).summary.dropped > 0  # min_repeat=0 drops
+    assert resample.plan(counts, num_steps=100).summary.dropped == 0  # the default is 1
+    assert resample.plan(counts, min_repeat=0, num_steps=100).summary.dropped > 0
 
 
 def test_guard_and_repair_hold_with_either_bound():
@@ -104,8 +105,12 @@ def test_bad_min_repeat_raises_naming_it(bad):
 
 
 def test_every_default_reads_the_one_constant():
-    for fn in (resample.solve, resample.relax, resample.solve_path, resample.plan):
+    # The solver keeps the general problem (drops allowed); plan and the command line, which
+    # make the training list, oversample only (the training studies, docs/study.md).
+    for fn in (resample.solve, resample.relax, resample.solve_path):
         default = inspect.signature(fn).parameters["min_repeat"].default
-        assert default == problem.DEFAULT_MIN_REPEAT, fn.__name__
+        assert default == problem.DEFAULT_MIN_REPEAT == 0, fn.__name__
+    assert inspect.signature(resample.plan).parameters["min_repeat"].default == \
+        problem.PLAN_MIN_REPEAT == 1
     assert cli.build_parser().parse_args(["plan", "x.csv"]).min_repeat == \
-        problem.DEFAULT_MIN_REPEAT
+        problem.PLAN_MIN_REPEAT

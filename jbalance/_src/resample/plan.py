@@ -120,7 +120,7 @@ def plan(
         target: Any = "median",
         # One source of truth: the plan's solver defaults are `solve`'s (tested).
         max_repeat: int = _api.solve.__kwdefaults__["max_repeat"],
-        min_repeat: int = _api.solve.__kwdefaults__["min_repeat"],
+        min_repeat: int = _problem.PLAN_MIN_REPEAT,
         num_steps: int = _api.solve.__kwdefaults__["num_steps"],
         lvis_threshold: float | None = None,
         seed: int = 0,
@@ -140,7 +140,8 @@ def plan(
       lam: as in `solve` (``None``: ``0.5 / median class total``).
       target: as in `solve`.
       max_repeat: as in `solve`.
-      min_repeat: as in `solve` (0 or 1; 1 keeps every image: oversampling only).
+      min_repeat: as in `solve` (0 or 1), but 1 by default: every image is kept and the plan
+        only oversamples (see docs/resample.md for why; 0 lets the plan drop images).
       num_steps: as in `solve`.
       lvis_threshold: threshold of the LVIS baseline; ``None``: the median fraction of
         images containing a class (`default_lvis_threshold`).

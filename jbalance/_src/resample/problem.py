@@ -22,9 +22,12 @@ OBJECTIVES = ("l1", "squared", "log", "huber")
 # The repair keeps class totals in int32 (times up to max_repeat): bound the inputs.
 MAX_TOTAL = float(2**28)
 # The fewest copies of an image a plan may keep: 0 lets the solver drop images, 1 makes it
-# oversample only. Every entry point's default (solve, relax, solve_path, plan and the
-# command line) reads this one constant.
+# oversample only. The solver's entry points (solve, relax, solve_path) default to the
+# general problem (0); `plan` and the command line, which make the list a model trains on,
+# default to oversampling only (1): plans that drop images cost the classifiers of the
+# training studies points (docs/study.md, "Plan settings for the library's defaults").
 DEFAULT_MIN_REPEAT = 0
+PLAN_MIN_REPEAT = 1
 MIN_REPEATS = (0, 1)
 
 
