@@ -261,7 +261,7 @@ def clip_boxes(boxes: Float[" *n 4"], valid: Bool[" *n"], *, image_size: tuple[A
       and dtype.
 
     Raises:
-      ValueError / TypeError: bad shapes, dtypes or format.
+      ValueError, TypeError: bad shapes, dtypes or format.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -435,7 +435,7 @@ def from_instance_ids(instance_ids: Int[" *b h w"], num_instances: int) -> Insta
       ``valid & pasted.valid`` with `copy_paste` output.
 
     Raises:
-      ValueError / TypeError: ``instance_ids`` of rank < 2 or not integer, bad
+      ValueError, TypeError: ``instance_ids`` of rank < 2 or not integer, bad
         ``num_instances``.
 
     Examples:

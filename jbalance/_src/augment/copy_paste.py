@@ -181,7 +181,7 @@ def copy_paste_one(key: PRNGKey, image: Num[" h w ch"], instance_ids: Int[" h w"
       A `Pasted` ``(image [H, W, C], instance_ids [H, W], classes [2M], valid [2M])``.
 
     Raises:
-      ValueError / TypeError: bad ranks, shapes or dtypes (ids must be integer and hold
+      ValueError, TypeError: bad ranks, shapes or dtypes (ids must be integer and hold
         ``2M``), ids outside ``[0, M]`` (eagerly; under `jit` through
         `jbalance.checks.checked`; unchecked, such ids count as 0), non-finite or negative
         weights, options out of range.

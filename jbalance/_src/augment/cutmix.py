@@ -85,7 +85,7 @@ def cutmix_one(key: PRNGKey, image: Num[" h w ch"], label: Num[" c"], partner_im
       and dtypes.
 
     Raises:
-      ValueError / TypeError: on bad ranks, mismatched shapes or ``alpha <= 0``.
+      ValueError, TypeError: on bad ranks, mismatched shapes or ``alpha <= 0``.
 
     Examples:
       >>> import jax, jax.numpy as jnp

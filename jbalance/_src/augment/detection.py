@@ -116,7 +116,7 @@ def mosaic_boxes_one(key: PRNGKey, images: Num[" t h w ch"], boxes: Float[" t m 
       ``[tiles*M]``.
 
     Raises:
-      ValueError / TypeError: bad ranks, shapes or dtypes, ``tiles`` not the int 2 or 4,
+      ValueError, TypeError: bad ranks, shapes or dtypes, ``tiles`` not the int 2 or 4,
         ``fill_value`` out of range, boxes in the wrong format.
 
     Examples:
@@ -200,7 +200,7 @@ def mosaic_boxes(key: PRNGKey, images: Num[" b h w ch"], boxes: Float[" b m 4"],
       the tile-``t`` source.
 
     Raises:
-      ValueError / TypeError: bad ranks, shapes or dtypes, different batch sizes,
+      ValueError, TypeError: bad ranks, shapes or dtypes, different batch sizes,
         ``tiles`` not the int 2 or 4, ``fill_value`` out of range, boxes in the wrong
         format.
 
@@ -304,7 +304,7 @@ def mixup_boxes_one(key: PRNGKey, image: Num[" h w ch"], boxes: Float[" m 4"], c
       ``box_weights`` has the boxes' dtype.
 
     Raises:
-      ValueError / TypeError: bad ranks, shapes or dtypes, ``alpha <= 0``.
+      ValueError, TypeError: bad ranks, shapes or dtypes, ``alpha <= 0``.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -371,7 +371,7 @@ def mixup_boxes(key: PRNGKey, images: Num[" b h w ch"], boxes: Float[" b m 4"],
       of `mosaic_boxes` (clipped; bad boxes dropped); dropped and padding slots weigh 0.
 
     Raises:
-      ValueError / TypeError: bad ranks, shapes or dtypes, different batch sizes,
+      ValueError, TypeError: bad ranks, shapes or dtypes, different batch sizes,
         ``alpha <= 0``, unknown ``mode``.
 
     Examples:

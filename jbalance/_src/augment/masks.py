@@ -184,7 +184,7 @@ def mixup_masks_one(key: PRNGKey, image: Num[" h w ch"], mask: Int[" h w"],
       image's floating dtype (float32 for integer images).
 
     Raises:
-      ValueError / TypeError: bad ranks or dtypes, a mask whose shape is not the image's
+      ValueError, TypeError: bad ranks or dtypes, a mask whose shape is not the image's
         ``[H, W]``, ids out of range (eagerly; under `jit` through
         `jbalance.checks.checked`; unchecked, such ids give a zero one-hot row).
 
@@ -325,7 +325,7 @@ def cutmix_masks_one(key: PRNGKey, image: Num[" h w ch"], mask: Int[" h w"],
       A `MixedMasks` ``(image [H, W, C], mask [H, W])`` in the input dtypes.
 
     Raises:
-      ValueError / TypeError: bad ranks or dtypes, a mask whose shape is not ``[H, W]``,
+      ValueError, TypeError: bad ranks or dtypes, a mask whose shape is not ``[H, W]``,
         ``alpha <= 0``.
 
     Examples:
@@ -461,7 +461,7 @@ def mosaic_masks_one(key: PRNGKey, images: Num[" t h w ch"], masks: Int[" t h w"
       dtypes.
 
     Raises:
-      ValueError / TypeError: bad ranks, shapes or dtypes, ``tiles`` not 2 or 4,
+      ValueError, TypeError: bad ranks, shapes or dtypes, ``tiles`` not 2 or 4,
         ``images`` not holding ``tiles`` sources, fill values out of range.
 
     Examples:

@@ -41,7 +41,7 @@ def mixup_one(key: PRNGKey, image: Num[" h w ch"], label: Num[" c"], partner_ima
       and dtypes.
 
     Raises:
-      ValueError / TypeError: on mismatched shapes, non-floating labels or ``alpha <= 0``.
+      ValueError, TypeError: on mismatched shapes, non-floating labels or ``alpha <= 0``.
 
     Examples:
       >>> import jax, jax.numpy as jnp

@@ -440,7 +440,7 @@ def read_coco_masks(path: PathLike, *, include_crowd: bool = False, boxes: bool 
     * ``pixel_counts[i, c]``: the pixels of image ``i`` covered by at least one counted
       instance of class ``c`` (the union of their masks, so overlapping instances of one class
       count once; a pixel covered by two classes counts for both). COCO has no background
-      class: the uncovered pixels are ``height * width - `` the covered ones.
+      class: the uncovered pixels are ``height * width`` minus the covered ones.
     * ``instance_counts``: the counted annotations per image and class (equal to ``counts``).
     * ``image_sizes``: ``(height, width)`` from ``images``.
 

@@ -213,7 +213,7 @@ def deferred_reweighting(counts: Num[" c"], *, start_step: int | ArrayLike,
         ``schedule(step) -> [num_classes]`` float32 weights.
 
     Raises:
-        TypeError/ValueError: as `class_weights` for ``counts`` and ``beta``; negative or
+        TypeError, ValueError: as `class_weights` for ``counts`` and ``beta``; negative or
             non-finite ``start_step``.
 
     Examples:

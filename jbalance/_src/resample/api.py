@@ -378,9 +378,10 @@ def relax(
     dense) ``counts``: e.g. the sensitivity of the relaxed objective to ``lam``.
 
     Args:
-      counts, lam, target, tau, max_repeat, min_repeat, num_steps, objective, step_ratio,
-        optimizer, delta, empty_classes, dtype, progress, progress_every, mesh, axis,
-        dedupe, num_classes: as in `solve`.
+      counts: as in `solve`; so are every other argument (``lam``, ``target``, ``tau``,
+        ``max_repeat``, ``min_repeat``, ``num_steps``, ``objective``, ``step_ratio``,
+        ``optimizer``, ``delta``, ``empty_classes``, ``dtype``, ``progress``,
+        ``progress_every``, ``mesh``, ``axis``, ``dedupe``, ``num_classes``).
 
     Returns:
       A `Relaxed`: ``rates`` (float ``[N]``), ``history`` (``[num_steps]``),
@@ -442,9 +443,10 @@ def solve_path(
     Args:
       counts: as in `solve`.
       lams: ``[L]`` values of ``lam`` (each finite and ``>= 0``).
-      target, tau, max_repeat, min_repeat, num_steps, objective, step_ratio, optimizer,
-        delta, empty_classes, dtype, progress, progress_every, mesh, axis, dedupe,
-        num_classes: as in `solve` (``progress`` receives one call per value of ``lam``).
+      target: as in `solve`; so are the other keywords (``tau``, ``max_repeat``,
+        ``min_repeat``, ``num_steps``, ``objective``, ``step_ratio``, ``optimizer``,
+        ``delta``, ``empty_classes``, ``dtype``, ``progress_every``, ``mesh``, ``axis``,
+        ``dedupe``, ``num_classes``) and ``progress``, which receives one call per ``lam``.
 
     Returns:
       A `Solution` whose every field has a leading ``[L]`` axis (``target`` and ``guard``

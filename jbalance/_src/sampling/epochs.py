@@ -173,9 +173,10 @@ def epoch_indices(seed: int, weights: Any, *, epoch: int, shuffle: bool = True,
       int64 ``[M]`` indices into the data set for this shard of this epoch.
 
     Raises:
-      TypeError: weights that are not a numeric vector. ValueError: negative, non-finite
-      or wrongly shaped weights, probabilities summing to 0, a bad ``seed``, ``epoch``,
-      ``shard_index``, ``shard_count``, ``mode`` or ``num_samples``.
+      TypeError: weights that are not a numeric vector.
+      ValueError: negative, non-finite or wrongly shaped weights, probabilities summing to
+        0, a bad ``seed``, ``epoch``, ``shard_index``, ``shard_count``, ``mode`` or
+        ``num_samples``.
 
     Examples:
       >>> import numpy as np

@@ -110,8 +110,9 @@ def class_balanced_probs(labels: Int[" n"], *, num_classes: int, q: ArrayLike = 
       ``[N]`` probabilities of ``dtype`` summing to 1 (0 where masked out).
 
     Raises:
-      TypeError: non-integer labels. ValueError: wrong rank, labels out of range, ``q``
-      outside ``[0, 1]``, a non-positive ``num_classes``.
+      TypeError: non-integer labels.
+      ValueError: wrong rank, labels out of range, ``q`` outside ``[0, 1]``, a
+        non-positive ``num_classes``.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -218,7 +219,8 @@ def class_aware_probs(counts: Num[" n *c"], *, dtype: Any = jnp.float32) -> Floa
 
     Raises:
       ValueError: negative, NaN or non-integer counts, rank other than 2, or no class
-        present at all (concrete counts). TypeError: a non-floating ``dtype``.
+        present at all (concrete counts).
+      TypeError: a non-floating ``dtype``.
 
     Examples:
       >>> import numpy as np
@@ -289,7 +291,7 @@ def sample_indices(key: PRNGKey, probs: Float[" n"], num_samples: int) -> Int[" 
 
     Raises:
       ValueError: wrong rank, empty or too large ``probs``, bad values (see above), a
-      negative ``num_samples``.
+        negative ``num_samples``.
 
     Examples:
       >>> import jax, jax.numpy as jnp
