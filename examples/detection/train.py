@@ -69,12 +69,13 @@ def build_methods() -> dict[str, Method]:
         "mosaic_aware": Method("Mosaic, class-aware partners", augment="mosaic_aware"),
         "copy_paste_aware": Method("Copy-Paste, class-aware donors", augment="copy_paste_aware",
                                    grid=(("paste_prob", (0.5, 1.0)),)),
-        "plan": Method("`resample.plan()` defaults, from the start", sampler="plan",
-                       grid=(("schedule", ("start",)),)),
-        "plan_deferred": Method("`resample.plan()` defaults, last third only", sampler="plan",
-                                grid=(("schedule", ("deferred",)),)),
-        "plan_min1": Method("`resample.plan(min_repeat=1)`", sampler="plan", grid=(sched,),
-                            sampler_args=(("min_repeat", 1),)),
+        "plan": Method("`resample.plan()` defaults (min_repeat=1), from the start",
+                       sampler="plan", grid=(("schedule", ("start",)),)),
+        "plan_deferred": Method("`resample.plan()` defaults (min_repeat=1), last third only",
+                                sampler="plan", grid=(("schedule", ("deferred",)),)),
+        # The general problem, drops allowed (plan's default before issue 19's studies).
+        "plan_min0": Method("`resample.plan(min_repeat=0)` (drops images)", sampler="plan",
+                            grid=(sched,), sampler_args=(("min_repeat", 0),)),
         "rfs": Method("repeat factors (t = 0.1, max / mean)", sampler="rfs",
                       grid=(("rfs", rfs), sched)),
         "class_aware": Method("class-aware sampling (`sampling.class_aware_probs`)",
@@ -84,7 +85,7 @@ def build_methods() -> dict[str, Method]:
 
 METHODS = build_methods()
 AUGMENT_METHODS = ("mixup", "mosaic_aware", "copy_paste_aware")
-SAMPLER_METHODS = ("plan", "plan_deferred", "plan_min1", "rfs", "class_aware")
+SAMPLER_METHODS = ("plan", "plan_deferred", "plan_min0", "rfs", "class_aware")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -560,18 +561,29 @@ def _chosen_over(rec: dict[str, Any]) -> dict[str, Any]:
 
 def combinations(results: dict[str, dict[str, Any]]) -> dict[str, Method]:
     """The augmentation with the best validation AP, with the sampler with the best
-    validation AP (each with its chosen knobs: one candidate)."""
+    validation AP, and the seesaw loss with that sampler (each with its chosen knobs: one
+    candidate)."""
     augs = [n for n in AUGMENT_METHODS if n in results]
     samps = [n for n in SAMPLER_METHODS if n in results]
-    if not augs or not samps:
+    if not samps:
         return {}
     v = lambda n: results[n]["validation"][results[n]["chosen"]]  # noqa: E731
-    a, s = max(augs, key=v), max(samps, key=v)
-    am, sm = METHODS[a], METHODS[s]
-    fixed = {**_chosen_over(results[a]), **_chosen_over(results[s])}
-    return {f"{a}+{s}": Method(f"{am.label} + {sm.label}", am.loss, am.augment, sm.sampler,
-                               grid=tuple((k, (x,)) for k, x in fixed.items()),
-                               sampler_args=sm.sampler_args)}
+    s = max(samps, key=v)
+    sm = METHODS[s]
+    out = {}
+    for a in [max(augs, key=v)] if augs else []:
+        am = METHODS[a]
+        fixed = {**_chosen_over(results[a]), **_chosen_over(results[s])}
+        out[f"{a}+{s}"] = Method(f"{am.label} + {sm.label}", am.loss, am.augment, sm.sampler,
+                                 grid=tuple((k, (x,)) for k, x in fixed.items()),
+                                 sampler_args=sm.sampler_args)
+    if "seesaw" in results:
+        fixed = _chosen_over(results[s])
+        out[f"seesaw+{s}"] = Method(f"{METHODS['seesaw'].label} + {sm.label}", "seesaw",
+                                    "none", sm.sampler,
+                                    grid=tuple((k, (x,)) for k, x in fixed.items()),
+                                    sampler_args=sm.sampler_args)
+    return out
 
 
 def run_study(methods: Sequence[str], seeds: Sequence[int], cfg: Config, *,

@@ -12,6 +12,7 @@ pytest.importorskip("sklearn")
 
 from examples.detection import main as study_main  # noqa: E402
 from examples.detection import train  # noqa: E402
+from jbalance import resample  # noqa: E402
 
 
 def test_encode_puts_each_box_at_its_centre_cell_by_hand():
@@ -50,8 +51,11 @@ def test_sampler_probs_follow_their_definitions():
     rc = np.maximum(1, np.sqrt(0.5 / np.array([4 / 5, 1 / 5, 1 / 5])))
     w = np.array([rc[0], rc[0], rc[1], rc[2], rc[0]])
     np.testing.assert_allclose(r, w / w.sum(), rtol=1e-6)
-    p1 = train.sampler_probs(train.METHODS["plan_min1"], counts, 0, {})
-    assert np.all(p1 > 0)  # min_repeat=1 never drops an image
+    p1 = train.sampler_probs(train.METHODS["plan"], counts, 0, {})
+    assert np.all(p1 > 0)  # plan's default, min_repeat=1, never drops an image
+    p0 = train.sampler_probs(train.METHODS["plan_min0"], counts, 0, {})
+    w0 = np.asarray(resample.plan(counts, min_repeat=0, seed=0).repeats, np.float64)
+    np.testing.assert_allclose(p0, w0 / w0.sum(), rtol=1e-6)
 
 
 @pytest.mark.slow  # one compile of every branch: ~1-2 min on a loaded 2-core CPU
@@ -68,3 +72,20 @@ def test_smoke_study_runs_and_writes_json(tmp_path):
         for run in r["runs"]:
             assert 0.0 <= run["map"] <= 1.0 and len(run["per_class_ap"]) == 10
     assert "| sigmoid focal loss (baseline) |" in study_main.render(res)
+
+
+def test_combinations_take_the_best_validated_augmentation_and_sampler():
+    def rec(name, val):
+        label, over = train.grid(train.METHODS[name])[-1]
+        return {"chosen": label, "validation": {label: val}, "candidates": [
+            {"label": label, "over": over}]}
+    results = {"focal": rec("focal", 0.3), "seesaw": rec("seesaw", 0.5),
+               "mixup": rec("mixup", 0.2), "copy_paste_aware": rec("copy_paste_aware", 0.4),
+               "plan": rec("plan", 0.35), "class_aware": rec("class_aware", 0.45)}
+    combos = train.combinations(results)
+    assert set(combos) == {"copy_paste_aware+class_aware", "seesaw+class_aware"}
+    cp = combos["copy_paste_aware+class_aware"]
+    assert (cp.loss, cp.augment, cp.sampler) == ("focal", "copy_paste_aware", "class_aware")
+    assert dict(cp.grid) == {"paste_prob": (1.0,), "schedule": ("deferred",)}
+    ss = combos["seesaw+class_aware"]
+    assert (ss.loss, ss.augment, ss.sampler) == ("seesaw", "none", "class_aware")
