@@ -99,7 +99,12 @@ def available(name: str) -> bool:
     return all(_has(n) for n in needs(METHODS[name]))
 
 
-_TVERSKY = ("alpha,beta", ((0.3, 0.7), (0.7, 0.3)))
+# Tversky: beta (the false negatives' weight) 0.7, as Salehi et al. and Abraham & Khan chose
+# for small structures; `alpha` weights the false positives in jbalance.
+_TVERSKY = ("alpha,beta", (0.3, 0.7))
+# The Dice family is computed over the whole batch (MONAI's `batch=True`, nnU-Net's batch
+# Dice) with the background channel kept: per-image Dice and Dice without the background
+# lost on the pilot's validation split (seed 0; docs/study.md).
 
 # Method name -> its definition (the table's rows, in order).
 METHODS: dict[str, Method] = {
@@ -111,26 +116,36 @@ METHODS: dict[str, Method] = {
     "focal": Method("focal loss", "focal", grid=(("gamma", (1.0, 2.0)),)),
     "logit_adjusted": Method("logit-adjusted CE (pixel prior)", "la",
                              grid=(("tau", (0.5, 1.0, 2.0)),)),
-    "dice": Method("Dice", "none", "dice", grid=(("batch_dice", (False, True)),)),
+    "dice": Method("Dice", "none", "dice"),
     "generalized_dice": Method("generalized Dice", "none", "gdice"),
-    "tversky": Method("Tversky", "none", "tversky", grid=(_TVERSKY,)),
-    "focal_tversky": Method("focal Tversky (gamma 0.75)", "none", "ftversky",
-                            grid=(_TVERSKY,)),
+    "tversky": Method("Tversky (alpha 0.3, beta 0.7)", "none", "tversky", fixed=(_TVERSKY,)),
+    "focal_tversky": Method("focal Tversky (alpha 0.3, beta 0.7, gamma 0.75)", "none",
+                            "ftversky", fixed=(_TVERSKY,)),
     "lovasz": Method("Lovász-softmax", "none", "lovasz"),
     "lovasz_ce": Method("Lovász + CE", "ce", "lovasz"),
-    "dice_ce": Method("Dice + CE", "ce", "dice", grid=(("batch_dice", (False, True)),)),
+    "dice_ce": Method("Dice + CE", "ce", "dice"),
     "cutmix": Method("CutMix (masks), random partners", augment="cutmix"),
     "cutmix_aware": Method("CutMix (masks), class-aware partners", augment="cutmix_aware"),
     "mosaic": Method("Mosaic (masks), random partners", augment="mosaic"),
     "mosaic_aware": Method("Mosaic (masks), class-aware partners", augment="mosaic_aware"),
-    "copy_paste": Method("Copy-Paste, random donors", augment="copy_paste",
-                         grid=(("paste_prob", (0.5, 1.0)),)),
+    "copy_paste": Method("Copy-Paste, random donors", augment="copy_paste"),
     "copy_paste_aware": Method("Copy-Paste, class-aware donors", augment="copy_paste_aware",
-                               grid=(("paste_prob", (0.5, 1.0)), ("instances", ("all", "rare")))),
+                               grid=(("instances", ("all", "rare")),)),
     "resample_pixels": Method("resampling (solver on per-image pixel counts)",
                               sampler="solver_pixels"),
     "resample_instances": Method("resampling (solver on per-image instance counts)",
                                  sampler="solver_instances"),
+    # Combinations of the best single remedies on the pilot's validation split (seed 0),
+    # at the single methods' chosen knobs (tau = 1: tau = 0.5 lost in every pilot pairing).
+    "la_lovasz": Method("logit-adjusted CE + Lovász", "la", "lovasz"),
+    "wce_lovasz": Method("ENet-weighted CE + Lovász", "wce", "lovasz",
+                         fixed=(("weights", "enet"),)),
+    "la_resample": Method("logit-adjusted CE + resampling (instances)", "la",
+                          sampler="solver_instances"),
+    "la_copy_paste": Method("logit-adjusted CE + class-aware Copy-Paste", "la",
+                            augment="copy_paste_aware", fixed=(("instances", "rare"),)),
+    "la_resample_lovasz": Method("logit-adjusted CE + resampling (instances) + Lovász", "la",
+                                 "lovasz", sampler="solver_instances"),
 }
 
 
@@ -161,7 +176,7 @@ class Config:
     layout: str = "free"
     imbalance: float = 100.0
     max_repeat: int = 4
-    eval_chunk: int = 500
+    eval_chunk: int = 100
     pixel_kinds: tuple[str, ...] = ("ce",)
     region_kinds: tuple[str, ...] = ("none",)
     augment_kinds: tuple[str, ...] = ("none",)
@@ -304,18 +319,22 @@ def pixel_class_weights(counts: np.ndarray, method: str) -> np.ndarray:
 _GRID_KNOBS = {"alpha,beta": ("tv_alpha", "tv_beta")}
 
 
-def knobs_for(data: dict[str, np.ndarray], **overrides: Any) -> dict[str, jax.Array]:
+def knobs_for(data: dict[str, np.ndarray], probs: np.ndarray | None = None,
+              **overrides: Any) -> dict[str, jax.Array]:
     """The numeric knobs of a run as a pytree of float32 arrays (all traced, none static).
 
-    ``overrides`` maps a grid or ``fixed`` name of `Method` to one value. Host-side only
-    knobs (``max_repeat``, ``instances``' choice) become arrays here too.
+    ``overrides`` maps a grid or ``fixed`` name of `Method` to one value (``instances``,
+    a host-side choice, becomes a table of per-class instance weights). ``probs`` are the
+    per-image sampling probabilities: the logit adjustment removes the pixel prior the
+    model is trained on, i.e. the pixel counts weighted by how often each image is drawn.
     """
     o = dict(overrides)
     for name, parts in _GRID_KNOBS.items():
         if name in o:
             o.update(zip(parts, o.pop(name)))
     pixels = data["train_pixels"]
-    totals = pixels.sum(0)
+    seen = pixels if probs is None else pixels * (len(pixels) * np.asarray(probs))[:, None]
+    totals = seen.sum(0)
     inst = data["train_counts"].sum(0).astype(np.float64)
     # Class-aware partners: an image weighs as its rarest digit (min count / count), so an
     # image holding the rarest class is drawn ~100x as often as one with only class 0.
@@ -324,9 +343,10 @@ def knobs_for(data: dict[str, np.ndarray], **overrides: Any) -> dict[str, jax.Ar
     f32 = functools.partial(jnp.asarray, dtype=jnp.float32)
     return {
         "class_weights": f32(pixel_class_weights(pixels, o.get("weights", "enet"))),
-        "log_prior": f32(np.log(totals / totals.sum())),
+        "log_prior": losses.log_prior(f32(totals)),
         "tau": f32(o.get("tau", 1.0)), "gamma": f32(o.get("gamma", 2.0)),
-        "batch_dice": f32(float(o.get("batch_dice", False))),
+        "region_batch": f32(float(o.get("batch", True))),
+        "region_bg": f32(float(o.get("background", True))),
         "tv_alpha": f32(o.get("tv_alpha", 0.5)), "tv_beta": f32(o.get("tv_beta", 0.5)),
         "ft_gamma": f32(o.get("ft_gamma", 0.75)),
         "region_weight": f32(o.get("region_weight", 1.0)),
@@ -335,6 +355,12 @@ def knobs_for(data: dict[str, np.ndarray], **overrides: Any) -> dict[str, jax.Ar
         "partner_table": f32(rare), "instance_table": f32(inst_table),
         "lr_scale": f32(o.get("lr_scale", 1.0)),
     }
+
+
+@functools.cache
+def _seed_probs(sampler: str, seed: int, data_cfg: "Config", max_repeat: int) -> np.ndarray:
+    # One solve per (sampler, seed) for every method and knob that samples that way.
+    return sampler_probs(sampler, load_seed(seed, data_cfg), max_repeat=max_repeat)
 
 
 def sampler_probs(sampler: str, data: dict[str, np.ndarray], *, max_repeat: int
@@ -384,26 +410,29 @@ def _pixel_branch(kind: str) -> Callable[..., jax.Array]:
 
 def _region_branch(kind: str) -> Callable[..., jax.Array]:
     def fn(logits: jax.Array, labels: jax.Array, k: dict[str, jax.Array]) -> jax.Array:
-        kw = {"ignore_index": IGNORE}
+        kw: dict[str, Any] = {"ignore_index": IGNORE}
         if kind == "none":
             return jnp.zeros((), logits.dtype)
-        if kind == "dice":
-            # Per-image Dice, or one Dice over the batch (`reduce_batch`): chosen on validation.
-            per_image = jnp.mean(losses.dice_loss(logits, labels, **kw))
-            batch = jnp.mean(losses.dice_loss(logits, labels, reduce_batch=True, **kw))
-            return jnp.where(k["batch_dice"] > 0, batch, per_image)
-        if kind == "gdice":
-            return jnp.mean(losses.generalized_dice_loss(logits, labels, **kw))
-        if kind == "tversky":
-            return jnp.mean(losses.tversky_loss(logits, labels, alpha=k["tv_alpha"],
-                                                beta=k["tv_beta"], **kw))
-        if kind == "ftversky":
-            return jnp.mean(losses.focal_tversky_loss(
-                logits, labels, alpha=k["tv_alpha"], beta=k["tv_beta"], gamma=k["ft_gamma"],
-                **kw))
         if kind == "lovasz":
             return jnp.mean(losses.lovasz_softmax_loss(logits, labels, **kw))
-        raise ValueError(kind)
+        if kind == "dice":
+            f = losses.dice_loss
+        elif kind == "gdice":
+            f = losses.generalized_dice_loss
+        elif kind == "tversky":
+            f = functools.partial(losses.tversky_loss, alpha=k["tv_alpha"], beta=k["tv_beta"])
+        elif kind == "ftversky":
+            f = functools.partial(losses.focal_tversky_loss, alpha=k["tv_alpha"],
+                                  beta=k["tv_beta"], gamma=k["ft_gamma"])
+        else:
+            raise ValueError(kind)
+        # `reduce_batch` and `include_background` are static: compute the variants (sums
+        # over the probability maps, cheap next to the convolutions) and pick by traced knob.
+        val = {(rb, bg): jnp.mean(f(logits, labels, reduce_batch=rb, include_background=bg,
+                                    **kw)) for rb in (False, True) for bg in (False, True)}
+        batch = jnp.where(k["region_bg"] > 0, val[True, True], val[True, False])
+        image = jnp.where(k["region_bg"] > 0, val[False, True], val[False, False])
+        return jnp.where(k["region_batch"] > 0, batch, image)
     return fn
 
 
@@ -574,6 +603,35 @@ def _grid(m: Method) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+def evaluate(name: str, over: dict[str, Any], seed: int, cfg: Config
+             ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Trains one candidate of method ``name`` on one seed: ``(validation, test)`` reports."""
+    m = METHODS[name]
+    data = load_seed(seed, _data_cfg(cfg))
+    probs = _seed_probs(m.sampler, seed, _data_cfg(cfg), cfg.max_repeat)
+    params = train(jax.random.key(seed), device_train(data, probs), method_ids(name, cfg),
+                   knobs_for(data, probs, **over), cfg)
+    return (report(confusion(params, data["val_images"], data["val_semantic"], cfg)),
+            report(confusion(params, data["test_images"], data["test_semantic"], cfg)))
+
+
+def choose(name: str, seeds: Sequence[int], outcomes: dict[tuple[str, int], Any],
+           seconds: float | None) -> dict[str, Any]:
+    """The record of method ``name``: the knob with the best mean validation mIoU over
+    ``seeds``, and the test metrics of that knob only.
+
+    ``outcomes`` maps ``(knob label, seed)`` to `evaluate`'s ``(validation, test)``.
+    """
+    labels = [label for label, _ in _grid(METHODS[name])]
+    val = {label: float(np.mean([outcomes[label, s][0]["miou"] for s in seeds]))
+           for label in labels}
+    label = max(labels, key=val.get)
+    runs = [{**outcomes[label, s][1], "seed": int(s), "method": name,
+             "val_miou": outcomes[label, s][0]["miou"]} for s in seeds]
+    return {"method": name, "chosen": label, "validation": val, "runs": runs,
+            "seconds": seconds}
+
+
 def run_method(name: str, seeds: Sequence[int], cfg: Config,
                log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Trains method ``name`` for every seed and knob candidate; chooses the knob on the
@@ -583,31 +641,29 @@ def run_method(name: str, seeds: Sequence[int], cfg: Config,
     Returns ``{"method", "chosen", "validation": {knob: mean val mIoU}, "runs": [per-seed
     test metrics], "seconds"}``.
     """
-    m = METHODS[name]
     t0 = time.perf_counter()
-    ids = method_ids(name, cfg)
-    candidates = []  # (label, [val report per seed], [test report per seed])
-    for label, over in _grid(m):
-        vals, tests = [], []
+    outcomes = {}
+    for label, over in _grid(METHODS[name]):
         for seed in seeds:
-            data = load_seed(seed, _data_cfg(cfg))
-            probs = sampler_probs(m.sampler, data, max_repeat=cfg.max_repeat)
-            params = train(jax.random.key(seed), device_train(data, probs), ids,
-                           knobs_for(data, **over), cfg)
-            vals.append(report(confusion(params, data["val_images"], data["val_semantic"],
-                                         cfg)))
-            tests.append(report(confusion(params, data["test_images"], data["test_semantic"],
-                                          cfg)))
-        candidates.append((label, vals, tests))
+            outcomes[label, seed] = evaluate(name, over, seed, cfg)
         if log is not None:
-            log(f"  {name} [{label}] val mIoU {np.mean([v['miou'] for v in vals]):.3f}")
-    val = {label: float(np.mean([v["miou"] for v in vs])) for label, vs, _ in candidates}
-    best = max(range(len(candidates)), key=lambda i: val[candidates[i][0]])
-    label, vals, tests = candidates[best]
-    runs = [{**t, "seed": int(s), "method": name, "val_miou": v["miou"]}
-            for s, v, t in zip(seeds, vals, tests)]
-    return {"method": name, "chosen": label, "validation": val, "runs": runs,
-            "seconds": time.perf_counter() - t0}
+            log(f"  {name} [{label}] val mIoU "
+                f"{np.mean([outcomes[label, s][0]['miou'] for s in seeds]):.3f}")
+    return choose(name, seeds, outcomes, time.perf_counter() - t0)
+
+
+def _seeds_worker(args: tuple[Sequence[str], Sequence[int], Config]
+                  ) -> dict[tuple[str, str, int], Any]:
+    # One process's share of a parallel study: every method and knob on some seeds.
+    names, seeds, cfg = args
+    out = {}
+    for name in names:
+        t0 = time.perf_counter()
+        for label, over in _grid(METHODS[name]):
+            for seed in seeds:
+                out[name, label, seed] = evaluate(name, over, seed, cfg)
+        print(f"  seeds {list(seeds)}: {name} ({time.perf_counter() - t0:.1f}s)", flush=True)
+    return out
 
 
 def _data_cfg(cfg: Config) -> Config:
@@ -618,10 +674,13 @@ def _data_cfg(cfg: Config) -> Config:
 
 
 def run_study(methods: Sequence[str], seeds: Sequence[int], base: Config = Config(),
-              log: Callable[[str], None] | None = print) -> list[dict[str, Any]]:
+              log: Callable[[str], None] | None = print, workers: int = 1
+              ) -> list[dict[str, Any]]:
     """Runs every available method on every seed with the same budget (one record each).
 
-    Methods whose jbalance functions are missing are skipped (logged).
+    Methods whose jbalance functions are missing are skipped (logged). ``workers > 1``
+    splits the seeds over that many processes (spawned: each compiles the step once); the
+    results are those of ``workers=1``, as every run is a function of its seed alone.
     """
     todo = [n for n in methods if available(n)]
     if log is not None:
@@ -630,6 +689,22 @@ def run_study(methods: Sequence[str], seeds: Sequence[int], base: Config = Confi
                 log(f"skipping {n}: jbalance lacks "
                     f"{', '.join(x for x in needs(METHODS[n]) if not _has(x))}")
     cfg = base.for_methods(todo)
+    if workers > 1:
+        import concurrent.futures
+        import multiprocessing
+
+        t0 = time.perf_counter()
+        shares = [(todo, list(seeds[i::workers]), cfg) for i in range(workers)]
+        with concurrent.futures.ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            merged: dict[tuple[str, str, int], Any] = {}
+            for part in pool.map(_seeds_worker, [sh for sh in shares if sh[1]]):
+                merged.update(part)
+        if log is not None:
+            log(f"{len(merged)} trainings in {time.perf_counter() - t0:.0f}s")
+        # Per-method times do not exist when methods run interleaved in several processes.
+        return [choose(n, seeds, {(lab, s): v for (m, lab, s), v in merged.items() if m == n},
+                       None) for n in todo]
     results = []
     for name in todo:
         rec = run_method(name, seeds, cfg, log)

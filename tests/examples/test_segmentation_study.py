@@ -177,3 +177,13 @@ def test_augment_branches_keep_images_and_labels_in_step():
 def test_time_loop_vs_scan_reports_both():
     t = train.time_loop_vs_scan(train.SMOKE, batch_size=4, steps=2, repeats=1)
     assert t["loop_ms"] > 0 and t["scan_ms"] > 0
+
+
+@pytest.mark.slow  # spawns two processes, each compiling the step
+def test_parallel_seeds_give_the_serial_results():
+    cfg = dataclasses.replace(train.SMOKE, steps=5)
+    serial = train.run_study(QUICK, [0, 1], cfg, log=None)
+    parallel = train.run_study(QUICK, [0, 1], cfg, log=None, workers=2)
+    for a, b in zip(serial, parallel):
+        assert (a["chosen"], a["validation"], a["runs"]) == (b["chosen"], b["validation"],
+                                                             b["runs"])
