@@ -167,8 +167,8 @@ def test_mutated_files_raise_only_label_format_error(case, tmp_path_factory):
     _check_mutated(case, tmp_path_factory.getbasetemp())
 
 
-# A fresh random draw each run (not derandomized): 300 mutated files by default, about 40 s
-# of the full suite; JBALANCE_FUZZ_EXAMPLES=250 gives the 10x profile (about 2 minutes).
+# A fresh random draw each run (not derandomized): 12 x JBALANCE_FUZZ_EXAMPLES (default 25)
+# mutated files, about 40 s of the full suite; raise the variable for a longer hunt.
 @pytest.mark.slow
 @settings(max_examples=FAST * 12, **{**_SETTINGS, "derandomize": False})
 @given(case=mutated())
