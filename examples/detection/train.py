@@ -93,7 +93,7 @@ class Config:
     """Hyper-parameters of one training run (hashable: a static argument of `jit`)."""
 
     width: int = 32
-    steps: int = 400
+    steps: int = 1500
     batch_size: int = 32
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4

@@ -192,10 +192,11 @@ _GUIDE = {
     "detection": (
         "Detection (several objects per image): start with the seesaw loss on the "
         "classification head (jbalance.losses.seesaw_loss, carrying counts with "
-        "losses.update_counts) and image-level resampling from the first step "
-        "(`jbalance plan LABELS`, or sampling.class_aware_probs); in jbalance's small-detector "
-        "study these helped while detection MixUp and Mosaic on small canvases hurt, but that "
-        f"study's baseline was short-trained, so confirm on your data. {_STUDY}"),
+        "losses.update_counts) and image-level resampling from the first step: in jbalance's "
+        "small-detector study a plan that may drop images (`jbalance plan LABELS "
+        "--min-repeat 0`) or sampling.class_aware_probs helped most, the default plan less; "
+        "class-aware Copy-Paste helped too, while detection MixUp and Mosaic on small canvases "
+        f"hurt. Choose between the samplers on a validation split. {_STUDY}"),
     "segmentation": (
         "Segmentation (per-pixel labels): re-weight or re-balance the per-pixel loss, e.g. "
         "losses.pixel_class_weights(pixel_counts, method=\"enet\") in "
@@ -277,8 +278,9 @@ def report(counts: Any, *, class_names: Sequence[str] | None = None, top_pairs: 
     objects is flagged; rare classes are easily mistaken for outliers -- and, for an
     imbalanced set, gives the measured decision guide of ``docs/study.md`` for its kind of
     labels: single-label (one class per image: logit-adjusted cross-entropy), multi-label
-    (several classes per image: asymmetric loss and resampling) or detection (a class twice in
-    an image: seesaw loss and resampling).
+    (several classes per image: class-aware Copy-Paste and the asymmetric loss), detection (a
+    class twice in an image: seesaw loss and resampling) or segmentation (a `LabelSet` with
+    per-pixel counts: a re-balanced per-pixel loss beside a region loss).
 
     Args:
       counts: ``[num_images, num_classes]`` non-negative counts (or 0/1 tags), or a
