@@ -89,3 +89,30 @@ def test_combinations_take_the_best_validated_augmentation_and_sampler():
     assert dict(cp.grid) == {"paste_prob": (1.0,), "schedule": ("deferred",)}
     ss = combos["seesaw+class_aware"]
     assert (ss.loss, ss.augment, ss.sampler) == ("seesaw", "none", "class_aware")
+
+
+RESULTS = train.__file__.rsplit("/", 1)[0] + "/results.json"
+
+
+def test_saved_results_are_consistent():
+    import pathlib
+    path = pathlib.Path(RESULTS)
+    if not path.exists():
+        pytest.skip("examples/detection/results.json not written yet")
+    saved = json.loads(path.read_text())
+    for tail, run in saved["runs"].items():
+        assert run["config"]["tail"] == tail and len(run["seeds"]) >= 5
+        results = run["results"]
+        assert results[0]["method"] == "focal"
+        base = {r["seed"]: r["map"] for r in results[0]["runs"]}
+        deltas = train.paired_deltas(results)
+        for rec in results:
+            assert [r["seed"] for r in rec["runs"]] == run["seeds"]
+            # The knob is the best mean validation AP; its test runs are the ones reported.
+            assert rec["chosen"] == max(rec["validation"], key=rec["validation"].get)
+            chosen = next(c for c in rec["candidates"] if c["label"] == rec["chosen"])
+            assert [r["map"] for r in chosen["test"]] == [r["map"] for r in rec["runs"]]
+            np.testing.assert_allclose(np.mean([v["map"] for v in chosen["val"]]),
+                                       rec["validation"][rec["chosen"]], rtol=1e-6)
+            np.testing.assert_allclose(deltas[rec["method"]]["per_seed"],
+                                       [r["map"] - base[r["seed"]] for r in rec["runs"]])
