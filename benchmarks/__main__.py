@@ -11,7 +11,7 @@ import traceback
 
 from benchmarks import _harness
 
-MODULES = ("losses", "augment", "resample", "io", "sampling", "metrics")
+MODULES = ("losses", "augment", "segmentation", "resample", "io", "sampling", "metrics")
 
 
 def main(argv=None) -> int:

@@ -658,80 +658,9 @@ def _train_step_cases(quick: bool) -> list[Row]:
     return rows
 
 
-def _instance_scene(b, h, w, m, rng):
-    """``[b, h, w]`` id maps of ``m`` rectangles each (drawn in slot order) and classes."""
-    ids = np.zeros((b, h, w), np.int32)
-    for i in range(b):
-        for k in range(m):
-            y, x = rng.integers(0, h - 16), rng.integers(0, w - 16)
-            dy, dx = rng.integers(8, h // 4), rng.integers(8, w // 4)
-            ids[i, y:y + dy, x:x + dx] = k + 1
-    return ids, rng.integers(0, 80, (b, m)).astype(np.int32)
-
-
-def _ultralytics_copy_paste_row(case, images, ids, classes, repeats):
-    """ultralytics ``CopyPaste`` per image (its own polygon/mask path), when importable."""
-    mod, why = _harness.try_import("ultralytics.data.augment")
-    if mod is None or not hasattr(mod, "CopyPaste"):
-        return Row(case, "ultralytics CopyPaste", None, note=why or "no CopyPaste")
-    return Row(case, "ultralytics CopyPaste", None,
-               note="importable; per-image polygon adapter not written (issue 20 follow-up)")
-
-
-def _mask_cases(quick: bool) -> list[Row]:
-    """Issue 20: cutmix_masks / mosaic_masks against the image-only calls (same run), and
-    copy_paste on [16, 512, 512, 3] with 32 instances against its peers where they import."""
-    import jax
-    import jax.numpy as jnp
-
-    from jbalance import augment
-
-    b, h, w = (8, 64, 64) if quick else (64, 224, 224)
-    repeats = 5 if quick else 12
-    rng = np.random.default_rng(0)
-    x = jnp.asarray(rng.integers(0, 256, (b, h, w, 3), dtype=np.uint8))
-    masks = jnp.asarray(rng.integers(0, 21, (b, h, w), dtype=np.uint8))
-    y = jnp.eye(b, dtype=jnp.float32)
-    keys = iter(jax.random.split(jax.random.key(7), 100_000))
-    rows = []
-    pairs = [
-        ("cutmix elem", jax.jit(augment.cutmix), jax.jit(augment.cutmix_masks)),
-        ("cutmix batch", jax.jit(functools.partial(augment.cutmix, mode="batch")),
-         jax.jit(functools.partial(augment.cutmix_masks, mode="batch"))),
-        ("mosaic", jax.jit(augment.mosaic), jax.jit(augment.mosaic_masks)),
-    ]
-    for name, image_only, with_masks in pairs:
-        case = f"{name} [{b},{h},{w},3] uint8 + uint8 masks"
-        # Interleaved, so a load swing on the shared machine hits both alike.
-        t_img, t_mask = [], []
-        for fn, acc, arg in ((image_only, t_img, y), (with_masks, t_mask, masks)):
-            jax.block_until_ready(fn(next(keys), x, arg))
-        for _ in range(repeats):
-            for fn, acc, arg in ((image_only, t_img, y), (with_masks, t_mask, masks)):
-                t0 = time.perf_counter()
-                jax.block_until_ready(fn(next(keys), x, arg))
-                acc.append(time.perf_counter() - t0)
-        si, sm = float(np.median(t_img)), float(np.median(t_mask))
-        rows.append(Row(case, "jbalance image-only (labels)", si, baseline=True))
-        rows.append(Row(case, "jbalance with masks", sm,
-                        note=f"{sm / si:.2f}x the image-only call (bar: 1.3x)"))
-    b2, s2, m2 = (4, 128, 8) if quick else (16, 512, 32)
-    ids, classes = _instance_scene(b2, s2, s2, m2, rng)
-    imgs = jnp.asarray(rng.integers(0, 256, (b2, s2, s2, 3), dtype=np.uint8))
-    case = f"copy_paste [{b2},{s2},{s2},3] uint8, {m2} instances"
-    fn = jax.jit(augment.copy_paste)
-    args = (imgs, jnp.asarray(ids), jnp.asarray(classes), jnp.ones((b2, m2), bool))
-    sec = _harness.time_fn(lambda: fn(next(keys), *args), repeats=repeats)
-    rows.append(Row(case, "jbalance", sec, baseline=True))
-    rows.append(_ultralytics_copy_paste_row(case, np.asarray(imgs), ids, classes, repeats))
-    rows.append(Row(case, "albumentations", None,
-                    note="albumentations ships no instance Copy-Paste transform"))
-    return rows
-
-
 def run(quick: bool) -> list[Row]:
     rows = _classification_cases(quick, steady=False) + _mosaic_cases(quick, steady=False)
-    rows += _window_copy_cases(quick) + _scaling_cases(quick) + _mask_cases(quick)
+    rows += _window_copy_cases(quick) + _scaling_cases(quick)
     rows += _allocator_cases(quick)  # fresh processes: before mallopt changes this one
     rows += _train_step_cases(quick)
     if _set_steady_allocator():

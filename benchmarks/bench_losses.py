@@ -168,45 +168,6 @@ def run(quick: bool) -> list[Row]:
     _add(rows, case, "naive JAX softmax focal (label term only)",
          _jax_pair(_naive_softmax_focal, z, labels), repeats=repeats)
     rows += _ratio_rows(n, c, z, y, labels, w, optax, quick)
-    rows += _segmentation_rows(optax, quick)
-    return rows
-
-
-def _segmentation_rows(optax, quick):
-    """Issue 20's targets, value_and_grad on ``[8, 256, 256, 21]`` (``--quick``:
-    ``[2, 64, 64, 21]``), interleaved: `dice_loss` within 1.5x of the per-pixel softmax CE and
-    faster than ``optax.losses.dice_loss``; `lovasz_softmax_loss` within 3x of the CE."""
-    shape = (2, 64, 64, 21) if quick else (8, 256, 256, 21)
-    r = np.random.default_rng(0)
-    z = jnp.asarray(r.standard_normal(shape), jnp.float32)
-    ids = jnp.asarray(r.integers(0, shape[-1], shape[:-1]), jnp.int32)
-    onehot = jax.nn.one_hot(ids, shape[-1], dtype=jnp.float32)
-
-    def vg(fn, lab):
-        f = jax.jit(jax.value_and_grad(lambda a, b: jnp.sum(fn(a, b))))
-        return lambda: f(z, lab)
-
-    fns = {"per-pixel weighted_softmax_cross_entropy": vg(
-               losses.weighted_softmax_cross_entropy, ids),
-           "dice_loss (label map)": vg(losses.dice_loss, ids),
-           "dice_loss (one-hot)": vg(losses.dice_loss, onehot),
-           "generalized_dice_loss": vg(losses.generalized_dice_loss, ids),
-           "focal_tversky_loss": vg(losses.focal_tversky_loss, ids),
-           "lovasz_softmax_loss (per_image=False)": vg(losses.lovasz_softmax_loss, ids),
-           "lovasz_softmax_loss (per_image=True)": vg(
-               functools.partial(losses.lovasz_softmax_loss, per_image=True), ids)}
-    if optax is not None and hasattr(optax.losses, "dice_loss"):
-        fns["optax.losses.dice_loss (one-hot)"] = vg(
-            functools.partial(optax.losses.dice_loss, reduction="none"), onehot)
-    t = _interleaved(fns, 3 if quick else 10)
-    base = "per-pixel weighted_softmax_cross_entropy"
-    case = f"targets {list(shape)} f32 value_and_grad vs {base}"
-    load = "load {:.1f}/{:.1f}/{:.1f}".format(*os.getloadavg())
-    rows = [Row(case, base, t[base][0], baseline=True, note=f"interleaved; {load}")]
-    for name in fns:
-        if name != base:
-            rows.append(Row(case, name, t[name][0],
-                            note=f"ratio of minima {t[name][1] / t[base][1]:.2f}x"))
     return rows
 
 

@@ -78,7 +78,7 @@ AUGMENT_NEEDS = {"none": (), "cutmix": ("augment.cutmix_masks",),
                  "mosaic_aware": ("augment.mosaic_masks",),
                  "copy_paste": ("augment.copy_paste",),
                  "copy_paste_aware": ("augment.copy_paste",)}
-SAMPLERS = ("uniform", "solver_pixels", "solver_instances")
+SAMPLERS = ("uniform", "solver_pixels", "solver_instances", "plan_instances")
 
 _MODULES = {"losses": losses, "augment": augment}
 
@@ -135,6 +135,8 @@ METHODS: dict[str, Method] = {
                               sampler="solver_pixels"),
     "resample_instances": Method("resampling (solver on per-image instance counts)",
                                  sampler="solver_instances"),
+    "plan_instances": Method("`resample.plan()` defaults on instance counts (min_repeat=1)",
+                             sampler="plan_instances"),
     # Combinations of the best single remedies on the pilot's validation split (seed 0),
     # at the single methods' chosen knobs (tau = 1: tau = 0.5 lost in every pilot pairing).
     "la_lovasz": Method("logit-adjusted CE + Lovász", "la", "lovasz"),
@@ -146,6 +148,9 @@ METHODS: dict[str, Method] = {
                             augment="copy_paste_aware", fixed=(("instances", "rare"),)),
     "la_resample_lovasz": Method("logit-adjusted CE + resampling (instances) + Lovász", "la",
                                  "lovasz", sampler="solver_instances"),
+    # The same recipe with `resample.plan()`'s defaults (oversample only) as the sampler.
+    "la_plan_lovasz": Method("logit-adjusted CE + `plan()` defaults (instances) + Lovász",
+                             "la", "lovasz", sampler="plan_instances"),
 }
 
 
@@ -367,16 +372,22 @@ def sampler_probs(sampler: str, data: dict[str, np.ndarray], *, max_repeat: int
                   ) -> np.ndarray:
     """Per-image probabilities ``[N]`` batches are drawn with.
 
-    The solver (`jbalance.resample.solve`) balances the digit classes' totals -- pixels or
-    instances, background left out, since every image holds it -- with an integer repeat
-    count per image; its plan becomes ``repeats / sum(repeats)``.
+    The solver (`jbalance.resample.solve`, its defaults: images may be dropped) balances the
+    digit classes' totals -- pixels or instances, background left out, since every image
+    holds it -- with an integer repeat count per image; its plan becomes
+    ``repeats / sum(repeats)``. ``"plan_instances"`` is `jbalance.resample.plan` with its
+    defaults (``min_repeat=1``: oversample only) on the instance counts.
     """
     n = len(data["train_pixels"])
     if sampler == "uniform":
         return np.full(n, 1.0 / n, np.float32)
     counts = data["train_pixels"][:, 1:] if sampler == "solver_pixels" else data["train_counts"]
-    repeats = np.asarray(resample.solve(np.asarray(counts, np.float32),
-                                        max_repeat=max_repeat).repeats, np.float64)
+    if sampler == "plan_instances":
+        repeats = np.asarray(resample.plan(np.asarray(counts), max_repeat=max_repeat).repeats,
+                             np.float64)
+    else:
+        repeats = np.asarray(resample.solve(np.asarray(counts, np.float32),
+                                            max_repeat=max_repeat).repeats, np.float64)
     return (repeats / repeats.sum()).astype(np.float32)
 
 

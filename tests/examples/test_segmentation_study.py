@@ -18,7 +18,8 @@ from examples.segmentation import main as study_main  # noqa: E402
 from examples.segmentation import train  # noqa: E402
 from jbalance import losses  # noqa: E402
 
-RESULTS = pathlib.Path(train.__file__).parent / "results.json"
+RESULTS = pathlib.Path(train.__file__).parent / "results.json"  # scarce tail
+RESULTS_DIVERSE = RESULTS.with_name("results_diverse.json")
 # Two images of 100 pixels over 3 classes: class 1 only in image 0, class 2 only in image 1.
 COUNTS = np.array([[90, 10, 0], [80, 0, 20]])
 # Hand-worked: f = pixels of c / pixels of the images holding c = (170/200, 10/100, 20/100);
@@ -66,7 +67,9 @@ def test_solver_probabilities_favour_images_with_rare_digits():
     data = train.load_seed(0, train._data_cfg(train.SMOKE))
     uniform = train.sampler_probs("uniform", data, max_repeat=4)
     np.testing.assert_allclose(uniform, 1 / len(uniform))
-    for sampler in ("solver_pixels", "solver_instances"):
+    plan = train.sampler_probs("plan_instances", data, max_repeat=4)
+    assert plan.min() > 0  # plan's default, min_repeat=1, keeps every image
+    for sampler in ("solver_pixels", "solver_instances", "plan_instances"):
         p = train.sampler_probs(sampler, data, max_repeat=4)
         assert p.min() >= 0 and np.isclose(p.sum(), 1.0, rtol=1e-5)
         counts = data["train_counts"]
@@ -123,10 +126,12 @@ def test_knobs_are_chosen_without_the_test_split(monkeypatch):
     assert second["runs"][0]["miou"] != first["runs"][0]["miou"]
 
 
-def test_saved_results_are_consistent():
-    if not RESULTS.exists():
-        pytest.skip("examples/segmentation/results.json not written yet")
-    saved = json.loads(RESULTS.read_text())
+@pytest.mark.parametrize("path, tail", [(RESULTS, "scarce"), (RESULTS_DIVERSE, "diverse")])
+def test_saved_results_are_consistent(path, tail):
+    if not path.exists():
+        pytest.skip(f"examples/segmentation/{path.name} not written yet")
+    saved = json.loads(path.read_text())
+    assert saved["config"]["tail"] == tail
     assert len(saved["seeds"]) >= 5
     base = {r["seed"]: r["miou"] for r in saved["results"][0]["runs"]}
     assert saved["results"][0]["method"] == "ce"
