@@ -258,16 +258,7 @@ def _assemble(images: Array, sources: Array, rects: Array, offsets: Array,
     output): no masks, no padded copy of the batch. Otherwise (``"same"`` placement, thin
     tiles) `_assemble_masked`.
     """
-    return _assemble_many((images,), sources, rects, offsets, out_hw, (fill_value,))[0]
-
-
-def _assemble_many(arrays: tuple[Array, ...], sources: Array, rects: Array, offsets: Array,
-                   out_hw: tuple[int, int], fill_values: tuple[ArrayLike, ...]
-                   ) -> tuple[Array, ...]:
-    """`_assemble` of several ``[N, H, W, C_k]`` arrays with one layout (images and their
-    masks): the fast path copies every array's window in the same loop iteration, so the
-    loop's per-window cost is paid once."""
-    n, h, w = arrays[0].shape[:3]
+    n, h, w, c = images.shape
     oh, ow = out_hw
     b, t = sources.shape
     ky, kx = min(_WINDOWS, h, oh), min(_WINDOWS, w, ow)
@@ -290,33 +281,25 @@ def _assemble_many(arrays: tuple[Array, ...], sources: Array, rects: Array, offs
             jnp.broadcast_to(sources[..., None, None], shape),
             jnp.broadcast_to(ys[..., None], shape),
             jnp.broadcast_to((ys - dy[..., None])[..., None], shape),
-            jnp.broadcast_to(xs[..., None, :], shape),
-            jnp.broadcast_to((xs - dx[..., None])[..., None, :], shape),
+            jnp.broadcast_to(xs[..., None, :] * c, shape),
+            jnp.broadcast_to((xs - dx[..., None])[..., None, :] * c, shape),
     ], axis=-1).reshape(-1, 6).astype(jnp.int32)
 
-    def windows(arrays):
-        flats = tuple(a.reshape(n, h, w * a.shape[-1]) for a in arrays)
+    def windows(images):
+        flat = images.reshape(n, h, w * c)
 
-        def copy(i, outs):
+        def copy(i, out):
             o, s_, oy, sy, ox, sx = (plan[i, j] for j in range(6))
-            res = []
-            for flat, out, a in zip(flats, outs, arrays):
-                c = a.shape[-1]
-                win = lax.dynamic_slice(flat, (s_, sy, sx * c), (1, wy, wx * c))
-                res.append(lax.dynamic_update_slice(out, win, (o, oy, ox * c)))
-            return tuple(res)
+            win = lax.dynamic_slice(flat, (s_, sy, sx), (1, wy, wx * c))
+            return lax.dynamic_update_slice(out, win, (o, oy, ox))
 
-        init = tuple(_vary_like(jnp.broadcast_to(jnp.asarray(f).astype(a.dtype),
-                                                 (b, oh, ow * a.shape[-1])), *flats, plan)
-                     for a, f in zip(arrays, fill_values))
-        outs = lax.fori_loop(0, plan.shape[0], copy, init)
-        return tuple(o.reshape(b, oh, ow, a.shape[-1]) for o, a in zip(outs, arrays))
+        fill = jnp.asarray(fill_value).astype(images.dtype)
+        out = jnp.broadcast_to(fill, (b, oh, ow * c))
+        out = lax.fori_loop(0, plan.shape[0], copy, _vary_like(out, flat, plan))
+        return out.reshape(b, oh, ow, c)
 
-    def masked(arrays):
-        return tuple(_assemble_masked(a, sources, rects, offsets, out_hw, f)
-                     for a, f in zip(arrays, fill_values))
-
-    return lax.cond(fits, windows, masked, tuple(arrays))
+    return lax.cond(fits, windows, lambda x: _assemble_masked(x, sources, rects, offsets,
+                                                             out_hw, fill_value), images)
 
 
 def _assemble_masked(images: Array, sources: Array, rects: Array, offsets: Array,

@@ -27,7 +27,7 @@ from jbalance._src.augment._checks import (
     _check_tiles,
 )
 from jbalance._src.augment._common import _blend, _take
-from jbalance._src.augment._kernels import _assemble_many, _paste_boxes, _paste_window
+from jbalance._src.augment._kernels import _assemble, _paste_boxes, _paste_window
 from jbalance._src.augment.cutmix import cutmix_box
 from jbalance._src.augment.mixup import _mixup_images
 from jbalance._src.augment.mosaic import mosaic_layout
@@ -487,9 +487,10 @@ def mosaic_masks_one(key: PRNGKey, images: Num[" t h w ch"], masks: Int[" t h w"
     rects, offsets = mosaic_layout(key, (h, w), tiles=tiles, output_size=(oh, ow),
                                    centre=centre, placement=placement)
     src = jnp.arange(tiles, dtype=jnp.int32)[None]
-    out, out_m = _assemble_many((images, masks[..., None]), src, rects[None], offsets[None],
-                                (oh, ow), (fill_value, fill_mask))
-    return MixedMasks(out[0], out_m[0, ..., 0])
+    out = _assemble(images, src, rects[None], offsets[None], (oh, ow), fill_value)[0]
+    out_m = _assemble(masks[..., None], src, rects[None], offsets[None], (oh, ow),
+                      fill_mask)[0, ..., 0]
+    return MixedMasks(out, out_m)
 
 
 def mosaic_masks(key: PRNGKey, images: Num[" b h w ch"], masks: Int[" b h w"], *,
@@ -550,7 +551,7 @@ def mosaic_masks(key: PRNGKey, images: Num[" b h w ch"], masks: Int[" b h w"], *
     rects, offsets = jax.vmap(lambda k: mosaic_layout(
             k, (h, w), tiles=tiles, output_size=(oh, ow), centre=centre,
             placement=placement))(keys)
-    out, out_m = _assemble_many((images, masks[..., None]), sources, rects, offsets, (oh, ow),
-                                (fill_value, fill_mask))
-    return MixedMasks(out, out_m[..., 0])
+    out = _assemble(images, sources, rects, offsets, (oh, ow), fill_value)
+    out_m = _assemble(masks[..., None], sources, rects, offsets, (oh, ow), fill_mask)[..., 0]
+    return MixedMasks(out, out_m)
 
