@@ -32,8 +32,10 @@ import numpy as np
 import optax
 from flax import nnx
 
+from examples import _stats
 from examples.scenes import make_scenes
-from jbalance import augment, boxes as jboxes, losses, metrics, resample, sampling
+from jbalance import augment, losses, metrics, resample, sampling
+from jbalance import boxes as jboxes
 
 NUM_CLASSES = 10
 STRIDE = 4  # pixels per heatmap cell
@@ -609,29 +611,12 @@ def run_study(methods: Sequence[str], seeds: Sequence[int], cfg: Config, *,
 
 
 def summarize(results: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    out = {}
-    for rec in results:
-        s: dict[str, Any] = {"seeds": len(rec["runs"]), "chosen": rec["chosen"]}
-        for k in ("map", "worst_ap"):
-            v = np.array([r[k] for r in rec["runs"]])
-            s[k] = (float(v.mean()), float(v.std()))
-        out[rec["method"]] = s
-    return out
+    return _stats.summarize(results, ("map", "worst_ap"))
 
 
 def paired_deltas(results: Sequence[dict[str, Any]], key: str = "map",
                   baseline: str = "focal") -> dict[str, dict[str, Any]]:
-    base = {r["seed"]: r[key] for rec in results if rec["method"] == baseline
-            for r in rec["runs"]}
-    out = {}
-    for rec in results:
-        d = [r[key] - base[r["seed"]] for r in rec["runs"] if r["seed"] in base]
-        if d:
-            a = np.array(d)
-            out[rec["method"]] = {"mean": float(a.mean()), "std": float(a.std()),
-                                  "wins": int((a > 0).sum()), "nonneg": int((a >= 0).sum()),
-                                  "per_seed": a.tolist()}
-    return out
+    return _stats.paired_deltas(results, key, baseline)
 
 
 def markdown_table(results: Sequence[dict[str, Any]]) -> str:

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from examples import _stats
 from examples.multilabel import models
 from examples.scenes import make_scenes
 from jbalance import augment, losses, metrics, resample, sampling
@@ -769,30 +770,13 @@ def run_study(methods: Sequence[str], seeds: Sequence[int], cfg: Config, *,
 
 
 def summarize(results: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    out = {}
-    for rec in results:
-        s: dict[str, Any] = {"seeds": len(rec["runs"]), "chosen": rec["chosen"]}
-        for k in ("map", "worst_ap"):
-            v = np.array([r[k] for r in rec["runs"]])
-            s[k] = (float(v.mean()), float(v.std()))
-        out[rec["method"]] = s
-    return out
+    return _stats.summarize(results, ("map", "worst_ap"))
 
 
 def paired_deltas(results: Sequence[dict[str, Any]], key: str = "map",
                   baseline: str = "bce") -> dict[str, dict[str, Any]]:
     """Per method: per-seed ``key`` minus the baseline's on the same seed, mean, std, wins."""
-    base = {r["seed"]: r[key] for rec in results if rec["method"] == baseline
-            for r in rec["runs"]}
-    out = {}
-    for rec in results:
-        d = [r[key] - base[r["seed"]] for r in rec["runs"] if r["seed"] in base]
-        if d:
-            a = np.array(d)
-            out[rec["method"]] = {"mean": float(a.mean()), "std": float(a.std()),
-                                  "wins": int((a > 0).sum()), "nonneg": int((a >= 0).sum()),
-                                  "per_seed": a.tolist()}
-    return out
+    return _stats.paired_deltas(results, key, baseline)
 
 
 def markdown_table(results: Sequence[dict[str, Any]]) -> str:

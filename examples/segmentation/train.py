@@ -36,6 +36,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from examples import _stats
 from examples.scenes import make_scenes
 from jbalance import augment, losses, metrics, resample, sampling
 
@@ -729,10 +730,6 @@ def run_study(methods: Sequence[str], seeds: Sequence[int], base: Config = Confi
 
 # Tables -----------------------------------------------------------------------------------
 
-def _runs(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for rec in results for r in rec["runs"]]
-
-
 def summarize(results: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Mean and standard deviation over seeds for each method."""
     out: dict[str, dict[str, Any]] = {}
@@ -748,19 +745,8 @@ def summarize(results: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def paired_deltas(results: Sequence[dict[str, Any]], key: str = "miou",
                   baseline: str = "ce") -> dict[str, dict[str, Any]]:
-    """Per method: ``key`` minus the baseline's on the same seed -- the per-seed values, their
-    mean and std, and on how many seeds the method beat the baseline.
-    """
-    runs = _runs(results)
-    base = {r["seed"]: r[key] for r in runs if r["method"] == baseline}
-    out = {}
-    for method in dict.fromkeys(r["method"] for r in runs):
-        d = np.array([r[key] - base[r["seed"]] for r in runs
-                      if r["method"] == method and r["seed"] in base])
-        if len(d):
-            out[method] = {"per_seed": d.tolist(), "mean": float(d.mean()),
-                           "std": float(d.std()), "wins": int((d > 0).sum())}
-    return out
+    """Per method: ``key`` minus the baseline's on the same seed (`examples._stats`)."""
+    return _stats.paired_deltas(results, key, baseline)
 
 
 def markdown_table(results: Sequence[dict[str, Any]]) -> str:

@@ -16,11 +16,12 @@ from jbalance._src import checks
 from jbalance._src.augment._checks import (
     _check_images,
     _check_key,
+    _check_pair,
     _check_partner_weights,
     _check_scalar,
 )
 from jbalance._src.augment._common import _take
-from jbalance._src.augment.masks import _check_masks, _check_pair_images
+from jbalance._src.augment.masks import _check_masks
 from jbalance._src.augment.partners import _example_keys, partner_indices
 from jbalance._src.typing import Array, ArrayLike, Bool, Int, Num, PRNGKey
 
@@ -204,10 +205,10 @@ def copy_paste_one(key: PRNGKey, image: Num[" h w ch"], instance_ids: Int[" h w"
     m = _check_instances(image, instance_ids, classes, valid, batched=False)
     mp = _check_instances(partner_image, partner_instance_ids, partner_classes, partner_valid,
                           batched=False, prefix="partner_")
-    _check_pair_images(image, partner_image, "image", "partner_image")
-    _check_pair_images(instance_ids, partner_instance_ids, "instance_ids",
+    _check_pair(image, partner_image, "image", "partner_image")
+    _check_pair(instance_ids, partner_instance_ids, "instance_ids",
                        "partner_instance_ids")
-    _check_pair_images(classes, partner_classes, "classes", "partner_classes")
+    _check_pair(classes, partner_classes, "classes", "partner_classes")
     del mp
     _check_instance_weights(partner_instance_weights, (m,), "partner_instance_weights")
     _check_options(paste_prob, min_area)

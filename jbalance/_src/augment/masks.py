@@ -23,6 +23,7 @@ from jbalance._src.augment._checks import (
     _check_key,
     _check_mode,
     _check_output_size,
+    _check_pair,
     _check_partner_weights,
     _check_tiles,
 )
@@ -204,7 +205,7 @@ def mixup_masks_one(key: PRNGKey, image: Num[" h w ch"], mask: Int[" h w"],
     _check_key(key)
     _check_alpha(alpha)
     _check_images(image, 3, "image")
-    _check_pair_images(image, partner_image, "image", "partner_image")
+    _check_pair(image, partner_image, "image", "partner_image")
     k = _check_num_classes(num_classes)
     ignore_index = _check_ignore_index(ignore_index)
     _check_masks(mask, image, "mask", "image")
@@ -216,15 +217,6 @@ def mixup_masks_one(key: PRNGKey, image: Num[" h w ch"], mask: Int[" h w"],
     return MixedMasks(_blend(image, jnp.asarray(partner_image), lam),
                       _soft_masks(mask, jnp.asarray(partner_mask), lam, k, ignore_index,
                                   _soft_dtype(image)))
-
-
-def _check_pair_images(a: Any, b: Any, name_a: str, name_b: str) -> None:
-    if tuple(np.shape(a)) != tuple(np.shape(b)):
-        raise ValueError(f"`{name_b}` must have the shape of `{name_a}` {tuple(np.shape(a))}, got "
-                         f"{tuple(np.shape(b))}.")
-    if jnp.result_type(a) != jnp.result_type(b):
-        raise TypeError(f"`{name_b}` must have the dtype of `{name_a}` ({jnp.result_type(a)}), "
-                        f"got {jnp.result_type(b)}.")
 
 
 def _batch_prologue(key, images, masks, mode, partner_weights):
@@ -344,10 +336,10 @@ def cutmix_masks_one(key: PRNGKey, image: Num[" h w ch"], mask: Int[" h w"],
     _check_key(key)
     _check_alpha(alpha)
     _check_images(image, 3, "image")
-    _check_pair_images(image, partner_image, "image", "partner_image")
+    _check_pair(image, partner_image, "image", "partner_image")
     _check_masks(mask, image, "mask", "image")
     _check_masks(partner_mask, partner_image, "partner_mask", "partner_image")
-    _check_pair_images(mask, partner_mask, "mask", "partner_mask")
+    _check_pair(mask, partner_mask, "mask", "partner_mask")
     image, mask = jnp.asarray(image), jnp.asarray(mask)
     h, w = image.shape[0], image.shape[1]
     box, _ = cutmix_box(key, h, w, alpha=alpha)
