@@ -206,8 +206,7 @@ def copy_paste_one(key: PRNGKey, image: Num[" h w ch"], instance_ids: Int[" h w"
     mp = _check_instances(partner_image, partner_instance_ids, partner_classes, partner_valid,
                           batched=False, prefix="partner_")
     _check_pair(image, partner_image, "image", "partner_image")
-    _check_pair(instance_ids, partner_instance_ids, "instance_ids",
-                       "partner_instance_ids")
+    _check_pair(instance_ids, partner_instance_ids, "instance_ids", "partner_instance_ids")
     _check_pair(classes, partner_classes, "classes", "partner_classes")
     del mp
     _check_instance_weights(partner_instance_weights, (m,), "partner_instance_weights")
