@@ -29,8 +29,12 @@ demo: venv
 WORKERS ?= 2
 PYTEST_N := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadfile)
 
+# Each run starts an empty compilation cache of its own (removed afterwards): a program that
+# several test files compile, in either worker, is compiled once.
 test: venv
-	$(PY) -m pytest -q $(PYTEST_N) --durations=15
+	@cache=$$(mktemp -d); \
+	 JBALANCE_JAX_CACHE=$$cache $(PY) -m pytest -q $(PYTEST_N) --durations=15; rc=$$?; \
+	 rm -rf $$cache; exit $$rc
 
 # The quick loop: skips tests marked slow, and keeps XLA's compiled programs in .cache/ so a
 # re-run after an edit recompiles only what changed.

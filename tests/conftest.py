@@ -18,8 +18,19 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+# Most of the suite's time is XLA compiling thousands of small programs, and on XLA:CPU about a
+# quarter of that is its optimisation passes (LLVM's among them). Tests therefore compile with
+# `jax_disable_most_optimizations`: the same operations and the same float semantics (XLA does
+# no fast-math reassociation either way), with less time spent optimising code that runs for
+# microseconds. JBALANCE_TEST_XLA_OPT=1 compiles as users do; the exact-numerics tests also run
+# that way in tests/api/test_optimized_compile.py, and the subprocess tests (CLI, examples,
+# notebooks) and `make demo` always do.
+if os.environ.get("JBALANCE_TEST_XLA_OPT", "") not in ("1", "true"):
+    jax.config.update("jax_disable_most_optimizations", True)
+
 # The quick loop (`make test-fast`) keeps compiled programs across runs in a persistent
-# cache: a warm re-run skips most of XLA's compile time. CI (`make test`) runs cold.
+# cache: a warm re-run skips most of XLA's compile time. `make test` (CI) starts from an empty
+# cache of its own each run, so that test files compiling the same program share it.
 if os.environ.get("JBALANCE_JAX_CACHE"):
     jax.config.update("jax_compilation_cache_dir", os.environ["JBALANCE_JAX_CACHE"])
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
