@@ -80,7 +80,7 @@ def _release_freed_heap() -> None:
 @pytest.fixture(autouse=True, scope="module")
 def _free_compiled_programs_after_each_module(request):
     """Drops JAX's compilation caches after each test file, so that the suite's memory is
-    that of its largest file rather than the sum of all (the suite stays under 3 GB)."""
+    that of its largest file rather than the sum of all (set JBALANCE_MEMORY_LOG to see it)."""
     yield
     jax.clear_caches()
     import gc
